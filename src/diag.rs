@@ -18,7 +18,7 @@ impl Pos {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
+pub enum Level {
     Error,
     Warning,
 }
@@ -28,7 +28,7 @@ pub enum Severity {
 pub struct Diagnostic {
     pub file: PathBuf,
     pub pos: Pos,
-    pub severity: Severity,
+    pub level: Level,
     pub message: String,
     pub hint: Option<String>,
 }
@@ -38,7 +38,7 @@ impl Diagnostic {
         Diagnostic {
             file: file.to_path_buf(),
             pos,
-            severity: Severity::Error,
+            level: Level::Error,
             message: message.into(),
             hint: None,
         }
@@ -46,7 +46,7 @@ impl Diagnostic {
 
     pub fn warning(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
         Diagnostic {
-            severity: Severity::Warning,
+            level: Level::Warning,
             ..Diagnostic::error(file, pos, message)
         }
     }
@@ -57,15 +57,15 @@ impl Diagnostic {
     }
 
     pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
+        self.level == Level::Error
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
+        let kind = match self.level {
+            Level::Error => "error",
+            Level::Warning => "warning",
         };
         write!(
             f,
