@@ -23,7 +23,8 @@ pub fn screen(bundle: &Bundle, event: Event, lang: Option<&Lang>) -> Assessment 
 pub fn input<'a>(bundle: &Bundle, session: Option<&Session>, event: Event<'a>, now: jiff::Timestamp) -> Input<'a> {
     let assessment = screen(bundle, event, session.map(|s| &s.lang));
     let language = match (session, event) {
-        (Some(s), _) if !s.is_fresh() => None,
+        // Mid-conversation the language changes only on a crisis or concern written in another one.
+        (Some(s), _) if !s.is_fresh() && assessment.tier == Tier::None => None,
         (_, Event::Text(t)) => assessment.language.clone().or_else(|| bundle.lexicon.detect_language(t)),
         _ => None,
     };

@@ -76,7 +76,16 @@ impl<'b> Machine<'b> {
             self.events.push(UsageEvent::SessionStarted);
         }
 
-        // 1. Safety first, whatever state the conversation is in.
+        // 1. Safety first, whatever state the conversation is in. Someone who writes
+        // their distress in another offered language gets the reply in that language.
+        if input.tier != Tier::None
+            && let Some(l) = &input.language
+            && *l != self.s.lang
+            && self.b.settings.languages.contains(l)
+        {
+            self.s.lang = l.clone();
+            self.events.push(UsageEvent::LanguageChanged);
+        }
         match input.tier {
             Tier::Crisis => return self.enter_crisis(CrisisSource::Detected),
             Tier::Concern => return self.concern(fresh),
@@ -394,6 +403,10 @@ impl<'b> Machine<'b> {
     fn push_flow(&mut self, id: &str) {
         let Some(flow) = self.b.flow(id) else { return };
         let Some(first) = flow.steps.first() else { return };
+        for var in &flow.score_vars {
+            self.s.vars.remove(var);
+            self.s.vars.remove(&format!("{var}_band"));
+        }
         self.events.push(UsageEvent::FlowStarted(id.to_string()));
         self.s.stack.push(Frame { flow: id.to_string(), step: first.id.clone(), here: true });
     }

@@ -712,7 +712,17 @@ pub fn flow(cx: &mut Ctx, root: &Node, answers: &BTreeMap<String, (Vec<Choice>, 
             }
         }
     }
-    Some(Flow { id: id?, title: title?, languages, steps, index, file: cx.file.clone(), pos: root.pos })
+    let mut score_vars: Vec<String> = Vec::new();
+    for step in &steps {
+        if let Action::Ask(ask) = &step.action {
+            for v in &ask.score {
+                if !score_vars.contains(v) {
+                    score_vars.push(v.clone());
+                }
+            }
+        }
+    }
+    Some(Flow { id: id?, title: title?, languages, steps, index, score_vars, file: cx.file.clone(), pos: root.pos })
 }
 
 fn step(

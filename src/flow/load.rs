@@ -142,6 +142,10 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, LoadError> {
         }
         let Some((_, root)) = read(path, &mut diags) else { continue };
         let mut cx = Ctx::new(path, &mut diags);
+        if let Some(tests) = root.get("tests") {
+            cx.error(tests.pos, "this is a conversation test file, not a flow", Some("keep tests outside the flows directory, e.g. in tests/flows/".into()));
+            continue;
+        }
         if let Some(flow) = decode::flow(&mut cx, &root, &answers) {
             if let Some(prev) = flows.get(&flow.id) {
                 let prev: &super::model::Flow = prev;

@@ -202,6 +202,9 @@ pub struct Flow {
     pub languages: Vec<Lang>,
     pub steps: Vec<Step>,
     pub index: HashMap<String, usize>,
+    /// Variables this flow's questions add scores to: reset each time the flow starts,
+    /// so a screening taken twice in one conversation is scored afresh.
+    pub score_vars: Vec<String>,
     pub file: PathBuf,
     pub pos: Pos,
 }

@@ -77,7 +77,9 @@ pub fn parse(source: &str) -> Result<Node, (Pos, String)> {
     if source.trim().is_empty() {
         return Ok(Node { value: Value::Null, pos: Pos::new(1, 1) });
     }
-    match serde_saphyr::from_str::<Spanned<SpannedValue>>(source) {
+    // YAML 1.2 booleans only: a step called `no` or a choice `off` stays text (the "Norway problem").
+    let options = serde_saphyr::options! { strict_booleans: true, leading_zero_numbers_as_strings: true };
+    match serde_saphyr::from_str_with_options::<Spanned<SpannedValue>>(source, options) {
         Ok(root) => Ok(into_node(root)),
         Err(err) => {
             let pos = err
@@ -244,6 +246,16 @@ mod tests {
         let (pos, msg) = parse("id: a\nsteps: [\n  - x\n").expect_err("bad yaml");
         assert!(pos.line >= 2, "{pos:?} {msg}");
         assert!(!msg.is_empty());
+    }
+
+    #[test]
+    fn yes_no_on_off_stay_text() {
+        let root = parse("a: no\nb: yes\nc: off\nd: true\ne: 007\n").expect("parses");
+        assert_eq!(root.get("a").and_then(Node::as_str), Some("no"));
+        assert_eq!(root.get("b").and_then(Node::as_str), Some("yes"));
+        assert_eq!(root.get("c").and_then(Node::as_str), Some("off"));
+        assert_eq!(root.get("d").map(|n| &n.value), Some(&Value::Bool(true)));
+        assert_eq!(root.get("e").and_then(Node::as_str), Some("007"));
     }
 
     #[test]
