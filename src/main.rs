@@ -25,6 +25,49 @@ enum Cmd {
         /// Use this instant (RFC 3339) for opening hours, for repeatable scripts.
         #[arg(long)]
         now: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        /// Who is chatting (only ever stored as a keyed pseudonym).
+        #[arg(long, default_value = "local")]
+        user: String,
+        /// Keep nothing: no database, no pepper file.
+        #[arg(long)]
+        no_store: bool,
+        /// Forget a conversation after this many minutes of quiet.
+        #[arg(long, default_value_t = 30)]
+        idle_minutes: u64,
+    },
+    /// Create the database or bring its schema up to date.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print a new pepper file, or rotate the pepper in an existing one.
+    Keygen {
+        /// Add a new pepper in front of the ones in FILE (older ones stay until their sessions expire).
+        #[arg(long, value_name = "FILE")]
+        rotate: Option<PathBuf>,
+    },
+    /// Anonymous usage counts, with small cells hidden.
+    Report {
+        #[command(flatten)]
+        db: DbArgs,
+        /// First day (YYYY-MM-DD); default 12 weeks ago.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = "week", value_parser = ["day", "week", "month"])]
+        by: String,
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "json"])]
+        format: String,
+        /// Counts below this print as "<N" (never below 5).
+        #[arg(long, default_value_t = peerline::report::DEFAULT_THRESHOLD)]
+        threshold: i64,
+        /// Add discrete Laplace noise with this ε per cell (smaller: more noise).
+        #[arg(long)]
+        epsilon: Option<f64>,
     },
     /// Check a flows directory and report every problem as file:line:col.
     Check {
@@ -53,7 +96,56 @@ enum Cmd {
     Schema,
 }
 
+#[derive(clap::Args)]
+struct DbArgs {
+    /// A SQLite file (created if missing) or a postgres:// URL. Env: PEERLINE_DATABASE_URL.
+    #[arg(long = "db", env = "PEERLINE_DATABASE_URL", default_value = "peerline.db")]
+    db: String,
+}
+
+impl DbArgs {
+    fn location(&self) -> peerline::store::Location {
+        peerline::store::Location::parse(&self.db)
+    }
+    /// The pepper file's default place: beside a SQLite file, else in the working directory.
+    fn default_pepper_file(&self) -> PathBuf {
+        match self.location() {
+            peerline::store::Location::Sqlite(p) => {
+                let mut name = p.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "peerline".into());
+                name.push(".pepper");
+                p.with_file_name(name)
+            }
+            peerline::store::Location::Postgres(_) => PathBuf::from("peerline.pepper"),
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+async fn open_store(db: &DbArgs) -> Result<peerline::store::Store> {
+    peerline::store::Store::open(&db.location()).await.map_err(|e| anyhow::anyhow!(e))
+}
+
+fn load_peppers(db: &DbArgs) -> Result<peerline::privacy::PepperRing> {
+    let source = peerline::privacy::PepperSource::from_env(&db.default_pepper_file());
+    let (ring, notice) = source.load()?;
+    if let Some(peerline::privacy::PepperNotice::Created(path)) = notice {
+        eprintln!(
+            "peerline: created a new secret pepper in {} (owner-only). Keep it private; it turns user ids into pseudonyms.",
+            path.display()
+        );
+    }
+    Ok(ring)
+}
+
+fn parse_date(s: &str, what: &str) -> Result<jiff::civil::Date> {
+    s.parse::<jiff::civil::Date>().with_context(|| format!("{what} `{s}` is not a date like 2026-01-31"))
+}
+
 fn main() -> ExitCode {
+    peerline::privacy::install_panic_hook();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,
@@ -83,12 +175,95 @@ fn load(dir: &Path) -> Result<Bundle> {
 
 fn run(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
-        Cmd::Chat { flows, lang, now } => {
+        Cmd::Chat { flows, lang, now, db, user, no_store, idle_minutes } => {
             let bundle = load(&flows)?;
             let now = now.map(|s| s.parse::<jiff::Timestamp>().with_context(|| format!("--now {s}"))).transpose()?;
             let opts = peerline::transport::console::Options { lang: lang.map(|l| Lang::new(&l)), now };
             let stdin = io::stdin();
-            peerline::transport::console::run(&bundle, &opts, stdin.lock(), io::stdout().lock())?;
+            if no_store {
+                peerline::transport::console::run_in_memory(&bundle, &opts, stdin.lock(), io::stdout().lock())?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let peppers = load_peppers(&db)?;
+            runtime()?.block_on(async {
+                let store = open_store(&db).await?;
+                let settings = peerline::bot::Settings {
+                    idle_timeout: std::time::Duration::from_secs(idle_minutes.max(1) * 60),
+                    ..Default::default()
+                };
+                let bot = peerline::bot::Bot::new(std::sync::Arc::new(bundle), store, settings);
+                bot.expire(now.unwrap_or_else(jiff::Timestamp::now)).await.map_err(|e| anyhow::anyhow!(e))?;
+                peerline::transport::console::run_with_store(&bot, &peppers, &user, &opts, stdin.lock(), io::stdout())
+                    .await?;
+                bot.store().close().await;
+                Ok::<_, anyhow::Error>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Migrate { db } => {
+            runtime()?.block_on(async {
+                let store = open_store(&db).await?;
+                store.close().await;
+                Ok::<_, anyhow::Error>(())
+            })?;
+            println!("ok: {} is up to date", db.location().describe());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Keygen { rotate } => {
+            use peerline::privacy::{Pepper, PepperRing, PepperSource};
+            match rotate {
+                None => print!("{}", PepperRing::new(Pepper::generate(1)?, vec![]).to_file_text().as_str()),
+                Some(path) => {
+                    if !path.exists() {
+                        bail!("{} does not exist; run `peerline keygen > {}` first", path.display(), path.display());
+                    }
+                    let (ring, _) = PepperSource::File(path.clone()).load()?;
+                    let rotated = ring.rotated()?;
+                    peerline::privacy::write_private(&path, &rotated.to_file_text())?;
+                    eprintln!(
+                        "peerline: pepper v{} added to {}; new conversations use it. Older versions stay until their sessions expire.",
+                        rotated.current_version(),
+                        path.display()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Report { db, from, to, by, format, threshold, epsilon } => {
+            if threshold < peerline::report::MIN_THRESHOLD {
+                bail!("--threshold must be at least {}", peerline::report::MIN_THRESHOLD);
+            }
+            if let Some(e) = epsilon
+                && !(e > 0.0 && e.is_finite())
+            {
+                bail!("--epsilon must be a positive number");
+            }
+            let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+            let to = match to {
+                Some(s) => parse_date(&s, "--to")?,
+                None => today,
+            };
+            let from = match from {
+                Some(s) => parse_date(&s, "--from")?,
+                None => to.checked_sub(jiff::Span::new().weeks(12)).unwrap_or(to),
+            };
+            if from > to {
+                bail!("--from {from} is after --to {to}");
+            }
+            let rows = runtime()?.block_on(async {
+                let store = open_store(&db).await?;
+                let rows = store.counts(&from.to_string(), &to.to_string()).await.map_err(|e| anyhow::anyhow!(e));
+                store.close().await;
+                rows
+            })?;
+            let period = peerline::report::Period::parse(&by).unwrap_or(peerline::report::Period::Week);
+            let opts = peerline::report::Options { from, to, period, threshold, epsilon };
+            let report = peerline::report::build(&rows, &opts, &mut peerline::report::OsRandom);
+            match format.as_str() {
+                "csv" => print!("{}", report.to_csv()),
+                "json" => println!("{}", serde_json::to_string_pretty(&report.to_json())?),
+                _ => print!("{}", report.to_table()),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Check { dir, reviews } => {

@@ -22,8 +22,9 @@ pub fn step(bundle: &Bundle, session: Session, input: &Input) -> Outcome {
         forget: false,
     };
     m.handle(input);
+    let lang = m.s.lang.clone();
     let session = if m.ended { None } else { Some(m.s) };
-    Outcome { session, replies: m.replies, events: m.events, forget: m.forget }
+    Outcome { session, replies: m.replies, events: m.events, forget: m.forget, lang }
 }
 
 struct Machine<'b> {

@@ -167,6 +167,8 @@ pub struct Outcome {
     pub events: Vec<UsageEvent>,
     /// The worker asked to forget: the transport should also remove the bot's messages.
     pub forget: bool,
+    /// The language the replies are in (kept even when the session ends).
+    pub lang: Lang,
 }
 
 impl Outcome {

@@ -133,10 +133,12 @@ pub enum TextKey {
     ClosedNow,
     ServicesIntro,
     FlowError,
+    /// The store cannot be reached: try again (crisis replies never depend on it).
+    Unavailable,
 }
 
 impl TextKey {
-    pub const ALL: [TextKey; 15] = [
+    pub const ALL: [TextKey; 16] = [
         TextKey::Help,
         TextKey::NotUnderstood,
         TextKey::OfferMenu,
@@ -152,6 +154,7 @@ impl TextKey {
         TextKey::ClosedNow,
         TextKey::ServicesIntro,
         TextKey::FlowError,
+        TextKey::Unavailable,
     ];
     pub fn key(self) -> &'static str {
         match self {
@@ -170,6 +173,7 @@ impl TextKey {
             TextKey::ClosedNow => "closed_now",
             TextKey::ServicesIntro => "services_intro",
             TextKey::FlowError => "flow_error",
+            TextKey::Unavailable => "unavailable",
         }
     }
 }

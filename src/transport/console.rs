@@ -4,11 +4,16 @@
 //! line and prints replies as plain text, with no prompt, colour or delay, so
 //! the output of a given input is always the same.
 
+use crate::bot::{Bot, Inbound, Sink};
 use crate::conversation::Conversation;
-use crate::engine::{Event, Outcome};
+use crate::engine::{Event, Reply};
 use crate::flow::Bundle;
 use crate::lang::Lang;
+use crate::privacy::PepperRing;
 use std::io::{self, BufRead, IsTerminal, Write};
+
+/// The platform name in pseudonyms made here.
+pub const PLATFORM: &str = "console";
 
 pub struct Options {
     pub lang: Option<Lang>,
@@ -16,37 +21,96 @@ pub struct Options {
     pub now: Option<jiff::Timestamp>,
 }
 
-pub fn write_outcome(out: &mut impl Write, outcome: &Outcome) -> io::Result<()> {
-    for r in &outcome.replies {
+pub fn write_replies(out: &mut impl Write, replies: &[Reply]) -> io::Result<()> {
+    for r in replies {
         writeln!(out, "{}", r.text)?;
         for (i, c) in r.choices.iter().enumerate() {
             writeln!(out, "  {}. {}", i + 1, c)?;
         }
     }
-    writeln!(out)
+    Ok(())
 }
 
-pub fn run(bundle: &Bundle, opts: &Options, input: impl BufRead, mut out: impl Write) -> io::Result<()> {
-    let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
+fn interactive() -> bool {
+    io::stdin().is_terminal() && io::stdout().is_terminal()
+}
+
+/// Lines as text: invalid UTF-8 is replaced, never fatal; a trailing CR is dropped.
+fn lines(input: impl BufRead) -> impl Iterator<Item = io::Result<String>> {
+    input.split(b'\n').map(|line| {
+        line.map(|l| {
+            let t = String::from_utf8_lossy(&l).into_owned();
+            t.strip_suffix('\r').map(str::to_string).unwrap_or(t)
+        })
+    })
+}
+
+/// Chat without a store: nothing is written anywhere (`--no-store`).
+pub fn run_in_memory(bundle: &Bundle, opts: &Options, input: impl BufRead, mut out: impl Write) -> io::Result<()> {
     let now = || opts.now.unwrap_or_else(jiff::Timestamp::now);
     let mut conv = Conversation::new(bundle, opts.lang.clone());
-    if interactive {
-        writeln!(out, "peerline terminal chat — type a message; Ctrl-D to quit.\n")?;
-        let outcome = conv.send(Event::Open, now());
-        write_outcome(&mut out, &outcome)?;
-        write!(out, "> ")?;
+    let tty = interactive();
+    if tty {
+        writeln!(out, "peerline terminal chat (nothing is stored) — type a message; Ctrl-D to quit.\n")?;
+        write_replies(&mut out, &conv.send(Event::Open, now()).replies)?;
+        write!(out, "\n> ")?;
         out.flush()?;
     }
-    // Lines are read as bytes so invalid UTF-8 is replaced, not fatal.
-    for line in input.split(b'\n') {
+    for line in lines(input) {
         let line = line?;
-        let text = String::from_utf8_lossy(&line);
-        let text = text.strip_suffix('\r').unwrap_or(&text);
-        let outcome = conv.send(Event::Text(text), now());
-        write_outcome(&mut out, &outcome)?;
-        if interactive {
+        write_replies(&mut out, &conv.send(Event::Text(&line), now()).replies)?;
+        writeln!(out)?;
+        if tty {
             write!(out, "> ")?;
             out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+struct Stdout<W: Write + Send> {
+    out: W,
+    failed: Option<io::Error>,
+}
+
+impl<W: Write + Send> Sink for Stdout<W> {
+    async fn send(&mut self, replies: &[Reply]) {
+        if let Err(e) = write_replies(&mut self.out, replies).and_then(|_| self.out.flush()) {
+            self.failed.get_or_insert(e);
+        }
+    }
+}
+
+/// Chat through the bot and its store, as the platform transports do: the
+/// conversation survives a restart of the program.
+pub async fn run_with_store(
+    bot: &Bot,
+    peppers: &PepperRing,
+    user: &str,
+    opts: &Options,
+    input: impl BufRead,
+    out: impl Write + Send,
+) -> io::Result<()> {
+    let now = || opts.now.unwrap_or_else(jiff::Timestamp::now);
+    let who = peppers.pseudonyms(PLATFORM, user);
+    let mut sink = Stdout { out, failed: None };
+    let tty = interactive();
+    if tty {
+        writeln!(sink.out, "peerline terminal chat — type a message; Ctrl-D to quit.\n")?;
+        bot.handle(Inbound { who: &who, event_key: None, event: Event::Open }, now(), &mut sink).await;
+        write!(sink.out, "\n> ")?;
+        sink.out.flush()?;
+    }
+    for line in lines(input) {
+        let line = line?;
+        bot.handle(Inbound { who: &who, event_key: None, event: Event::Text(&line) }, now(), &mut sink).await;
+        writeln!(sink.out)?;
+        if tty {
+            write!(sink.out, "> ")?;
+        }
+        sink.out.flush()?;
+        if let Some(e) = sink.failed.take() {
+            return Err(e);
         }
     }
     Ok(())

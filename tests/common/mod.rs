@@ -44,3 +44,114 @@ pub fn load(dir: &Path) -> peerline::flow::Bundle {
 pub fn now() -> jiff::Timestamp {
     "2026-01-07T15:00:00Z".parse().expect("timestamp")
 }
+
+/// The PostgreSQL server tests use; `.ci/run` installs and starts one where none runs.
+pub fn postgres_admin_url() -> String {
+    std::env::var("PEERLINE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A throwaway PostgreSQL database, dropped by `cleanup`.
+pub struct PgDb {
+    pub url: String,
+    name: String,
+}
+
+impl PgDb {
+    pub async fn create() -> PgDb {
+        use sqlx::Connection;
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let admin = postgres_admin_url();
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is needed for these tests (set PEERLINE_TEST_POSTGRES): {e}"));
+        let name = format!(
+            "peerline_t_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        for sql in [format!("DROP DATABASE IF EXISTS {name}"), format!("CREATE DATABASE {name}")] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.expect("create database");
+        }
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+        PgDb { url: format!("{base}/{name}"), name }
+    }
+
+    pub async fn cleanup(self) {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+
+    /// Drop every connection to this database, as a server restart would.
+    pub async fn kick_connections(&self) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.expect("admin");
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+            .bind(&self.name)
+            .execute(&mut conn)
+            .await
+            .expect("terminate");
+    }
+}
+
+/// A fresh pepper ring for tests.
+pub fn peppers() -> peerline::privacy::PepperRing {
+    peerline::privacy::PepperRing::new(peerline::privacy::Pepper::generate(1).expect("random"), vec![])
+}
+
+/// Replies collected by a test transport.
+#[derive(Default)]
+pub struct Collect {
+    pub replies: Vec<peerline::engine::Reply>,
+}
+
+impl peerline::bot::Sink for Collect {
+    async fn send(&mut self, replies: &[peerline::engine::Reply]) {
+        self.replies.extend_from_slice(replies);
+    }
+}
+
+impl Collect {
+    pub fn text(&self) -> String {
+        self.replies.iter().map(|r| r.text.clone() + "\n" + &r.choices.join("\n")).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// Log output captured from tracing, at every level and target.
+#[derive(Clone, Default)]
+pub struct LogBuffer(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+impl LogBuffer {
+    /// Capture everything logged on this thread until the guard drops.
+    pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let sub = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(self.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(sub)
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+}

@@ -1,0 +1,269 @@
+//! The bot: the one place that does I/O, in a fixed order.
+//!
+//! 1. screen the message for crisis (pure, no I/O);
+//! 2. on crisis, compute and send the crisis reply at once, before touching the store;
+//! 3. load the session, step the engine, commit session + de-duplication + counters
+//!    in one transaction;
+//! 4. send the replies (unless step 2 already did).
+//!
+//! Transports give it pseudonyms, never platform ids.
+
+use crate::conversation;
+use crate::engine::{self, Event, Outcome, Reply, ReplyKind, Session, UsageEvent};
+use crate::flow::Bundle;
+use crate::flow::model::TextKey;
+use crate::lang::Lang;
+use crate::privacy::Pseudonym;
+use crate::safety::Tier;
+use crate::store::{Commit, Committed, CounterKey, Store, StoreError};
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// Where replies go: a transport's reply address for this one message.
+pub trait Sink {
+    fn send(&mut self, replies: &[Reply]) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// One message from a worker, already pseudonymised by the transport.
+pub struct Inbound<'a> {
+    /// Pseudonyms under every pepper still kept, newest first.
+    pub who: &'a [Pseudonym],
+    /// Keyed hash of the platform's event id, when the platform has one (for de-duplication).
+    pub event_key: Option<String>,
+    pub event: Event<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Replied {
+        /// The worker asked to forget: the transport should also remove the bot's messages.
+        forget: bool,
+        crisis: bool,
+    },
+    /// Delivered before: nothing sent, nothing changed.
+    Duplicate,
+    /// The store failed; the worker was told to try again (and got crisis contacts if needed).
+    StoreFailed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// A session idle this long is forgotten.
+    pub idle_timeout: Duration,
+    /// How long event keys are kept for de-duplication.
+    pub dedup_window: Duration,
+    /// The longest the store may take before the worker is told to try again.
+    pub store_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            idle_timeout: Duration::from_secs(30 * 60),
+            dedup_window: Duration::from_secs(24 * 3600),
+            store_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Event keys seen recently by this process: redeliveries are dropped without a database round trip.
+struct Recent {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+    cap: usize,
+}
+
+impl Recent {
+    fn insert(&mut self, key: &str) -> bool {
+        if self.set.contains(key) {
+            return false;
+        }
+        self.set.insert(key.to_string());
+        self.order.push_back(key.to_string());
+        if self.order.len() > self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+pub struct Bot {
+    bundle: RwLock<Arc<Bundle>>,
+    store: Store,
+    settings: Settings,
+    recent: Mutex<Recent>,
+}
+
+/// Round `t` up to the next whole minute: expiry needs no finer time.
+fn coarse(t: i64) -> i64 {
+    (t + 59).div_euclid(60) * 60
+}
+
+impl Bot {
+    pub fn new(bundle: Arc<Bundle>, store: Store, settings: Settings) -> Bot {
+        Bot {
+            bundle: RwLock::new(bundle),
+            store,
+            settings,
+            recent: Mutex::new(Recent { order: VecDeque::new(), set: HashSet::new(), cap: 50_000 }),
+        }
+    }
+
+    pub fn bundle(&self) -> Arc<Bundle> {
+        match self.bundle.read() {
+            Ok(b) => b.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Swap in newly checked flows; conversations continue on the next message.
+    pub fn replace_bundle(&self, bundle: Arc<Bundle>) {
+        match self.bundle.write() {
+            Ok(mut b) => *b = bundle,
+            Err(poisoned) => *poisoned.into_inner() = bundle,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn reply(bundle: &Bundle, lang: &Lang, key: TextKey) -> Reply {
+        Reply {
+            kind: ReplyKind::Message,
+            text: bundle.text(key).get(lang, &bundle.settings.default_language).to_string(),
+            choices: vec![],
+            services: vec![],
+        }
+    }
+
+    pub async fn handle(&self, inbound: Inbound<'_>, now: jiff::Timestamp, sink: &mut impl Sink) -> Handled {
+        if let Some(key) = &inbound.event_key {
+            let fresh = match self.recent.lock() {
+                Ok(mut r) => r.insert(key),
+                Err(poisoned) => poisoned.into_inner().insert(key),
+            };
+            if !fresh {
+                return Handled::Duplicate;
+            }
+        }
+        let bundle = self.bundle();
+        let now_s = now.as_second();
+
+        // 1-2. Safety first: a crisis reply depends on nothing but the flows.
+        let screened = conversation::screen(&bundle, inbound.event, None);
+        let mut crisis_sent = false;
+        if screened.tier == Tier::Crisis {
+            let lang = screened
+                .language
+                .clone()
+                .filter(|l| bundle.settings.languages.contains(l))
+                .unwrap_or_else(|| bundle.settings.default_language.clone());
+            let input = conversation::input(&bundle, None, inbound.event, now);
+            let out = engine::step(&bundle, Session::new(lang), &input);
+            sink.send(&out.replies).await;
+            crisis_sent = true;
+        }
+
+        // 3. The stored session, within a deadline.
+        let loaded = tokio::time::timeout(self.settings.store_timeout, self.store.load(inbound.who, now_s)).await;
+        let loaded = match loaded {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => return self.store_failed(&bundle, &screened.language, crisis_sent, e, sink).await,
+            Err(_) => return self.store_failed(&bundle, &screened.language, crisis_sent, StoreError::Timeout, sink).await,
+        };
+        let Some(current) = inbound.who.first() else { return Handled::StoreFailed };
+        let (found_under, session) = match loaded {
+            Some((p, s)) => (Some(p), s),
+            None => (None, Session::new(bundle.settings.default_language.clone())),
+        };
+        let input = conversation::input(&bundle, Some(&session), inbound.event, now);
+        let out = engine::step(&bundle, session, &input);
+
+        // 4. Commit. A session begun under an older pepper moves to the current one.
+        let also_forget: Vec<Pseudonym> = found_under.into_iter().filter(|p| p != current).collect();
+        let lang = out.lang.clone();
+        let counts = counters(&out, &lang, now);
+        let commit = Commit {
+            who: current,
+            also_forget: &also_forget,
+            session: out.session.as_ref(),
+            expires_at: coarse(now_s + self.settings.idle_timeout.as_secs() as i64),
+            event_key: inbound.event_key.as_deref(),
+            event_expires_at: coarse(now_s + self.settings.dedup_window.as_secs() as i64),
+            counts: &counts,
+        };
+        let committed = tokio::time::timeout(self.settings.store_timeout, self.store.commit(&commit)).await;
+        match committed {
+            Ok(Ok(Committed::Applied)) => {}
+            Ok(Ok(Committed::Duplicate)) => return Handled::Duplicate,
+            Ok(Err(e)) => return self.store_failed(&bundle, &Some(lang), crisis_sent, e, sink).await,
+            Err(_) => return self.store_failed(&bundle, &Some(lang), crisis_sent, StoreError::Timeout, sink).await,
+        }
+
+        // 5. Replies.
+        if !crisis_sent {
+            sink.send(&out.replies).await;
+        }
+        Handled::Replied { forget: out.forget, crisis: out.crisis() || crisis_sent }
+    }
+
+    async fn store_failed(
+        &self,
+        bundle: &Bundle,
+        lang: &Option<Lang>,
+        crisis_sent: bool,
+        error: StoreError,
+        sink: &mut impl Sink,
+    ) -> Handled {
+        // The error text is ours and carries no stored value, so it may be logged.
+        tracing::error!(error = %error, "store unavailable while handling a message");
+        if !crisis_sent {
+            let lang = lang.clone().unwrap_or_else(|| bundle.settings.default_language.clone());
+            sink.send(&[Self::reply(bundle, &lang, TextKey::Unavailable)]).await;
+        }
+        Handled::StoreFailed
+    }
+
+    /// Forget idle sessions and old event keys.
+    pub async fn expire(&self, now: jiff::Timestamp) -> Result<u64, StoreError> {
+        self.store.expire(now.as_second()).await
+    }
+}
+
+/// What a handled message adds to the usage counters: event kinds, never text.
+pub fn counters(out: &Outcome, lang: &Lang, now: jiff::Timestamp) -> Vec<CounterKey> {
+    let day = now.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
+    let key = |flow: &str, event: &str, detail: &str| CounterKey {
+        day: day.clone(),
+        flow: flow.to_string(),
+        event: event.to_string(),
+        language: lang.to_string(),
+        detail: detail.to_string(),
+    };
+    out.events
+        .iter()
+        .map(|e| match e {
+            UsageEvent::SessionStarted => key("", "session_started", ""),
+            UsageEvent::FlowStarted(f) => key(f, "flow_started", ""),
+            UsageEvent::FlowCompleted(f) => key(f, "flow_completed", ""),
+            UsageEvent::Band { instrument, band } => key(instrument, "band", band),
+            UsageEvent::Routed(kind) => key("", "routed", kind.as_str()),
+            UsageEvent::Crisis(source) => key("", "crisis", crisis_source(*source)),
+            UsageEvent::Concern => key("", "concern", ""),
+            UsageEvent::LanguageChanged => key("", "language_changed", ""),
+            UsageEvent::Stopped => key("", "stopped", ""),
+        })
+        .collect()
+}
+
+fn crisis_source(s: engine::CrisisSource) -> &'static str {
+    match s {
+        engine::CrisisSource::Detected => "detected",
+        engine::CrisisSource::Requested => "requested",
+        engine::CrisisSource::Flow => "flow",
+    }
+}
