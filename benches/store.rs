@@ -15,7 +15,7 @@ const STORED: usize = 10_000;
 const MEASURED: usize = 5_000;
 
 fn session(i: usize) -> Session {
-    let mut s = Session::new(Lang::new(if i % 3 == 0 { "es" } else { "en" }));
+    let mut s = Session::new(Lang::new(if i.is_multiple_of(3) { "es" } else { "en" }));
     s.stack.push(Frame { flow: "phq9".into(), step: format!("q{}", i % 9 + 1), here: true });
     s.vars.insert("phq9".into(), VarValue::Int((i % 27) as i64));
     s.vars.insert("phq2".into(), VarValue::Int((i % 6) as i64));

@@ -32,6 +32,9 @@ pub struct Inbound<'a> {
     /// Keyed hash of the platform's event id, when the platform has one (for de-duplication).
     pub event_key: Option<String>,
     pub event: Event<'a>,
+    /// A language the platform or the worker chose (a client locale, `chat --lang`),
+    /// used when a conversation starts.
+    pub language: Option<Lang>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +183,14 @@ impl Bot {
             Some((p, s)) => (Some(p), s),
             None => (None, Session::new(bundle.settings.default_language.clone())),
         };
-        let input = conversation::input(&bundle, Some(&session), inbound.event, now);
+        let mut input = conversation::input(&bundle, Some(&session), inbound.event, now);
+        if session.is_fresh()
+            && let Some(l) = &inbound.language
+            && bundle.settings.languages.contains(l)
+            && input.tier == Tier::None
+        {
+            input.language = Some(l.clone());
+        }
         let out = engine::step(&bundle, session, &input);
 
         // 4. Commit. A session begun under an older pepper moves to the current one.

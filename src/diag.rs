@@ -84,13 +84,18 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Suggest the closest of `candidates` to `word`, if it is close enough to be a likely typo.
+///
+/// Typing slips are edits (a swapped pair counts as one), so the edit distance
+/// decides first; similarity of the whole word breaks ties and catches longer slips.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let allowed = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .filter(|c| *c != word)
+        .map(|c| (strsim::damerau_levenshtein(word, c), strsim::jaro_winkler(word, c), c))
+        .filter(|(d, jw, _)| *d <= allowed || *jw >= 0.85)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, c)| c)
 }
 
 #[cfg(test)]
@@ -101,6 +106,9 @@ mod tests {
     fn suggests_close_keys_only() {
         assert_eq!(did_you_mean("chioces", ["choices", "ask", "say"]), Some("choices"));
         assert_eq!(did_you_mean("zzz", ["choices", "ask", "say"]), None);
+        assert_eq!(did_you_mean("sya", ["choices", "ask", "say"]), Some("say"));
+        assert_eq!(did_you_mean("frist", ["first", "second"]), Some("first"));
+        assert_eq!(did_you_mean("askk", ["ask", "ask_text"]), Some("ask"));
     }
 
     #[test]

@@ -153,7 +153,9 @@ impl Directory {
         let speaks = |s: &Service| s.languages.contains(need.lang);
         let language_fallback = !candidates.iter().any(|(s, _)| speaks(s));
         if !language_fallback {
-            candidates.retain(|(s, _)| speaks(s));
+            // A service made for the worker's role stays even in another language:
+            // a Spanish-speaking physician still hears of the physicians' line.
+            candidates.retain(|(s, _)| speaks(s) || !s.audience.is_empty());
         } else {
             // Interpreters first, then the rest: honest about what is available.
             candidates.sort_by_key(|(s, _)| !s.interpreters);
@@ -166,7 +168,7 @@ impl Directory {
             } else {
                 need.kinds.iter().position(|k| *k == s.kind).unwrap_or(usize::MAX) as u8
             };
-            (!crisis_first, !*open, kind_rank, !(language_fallback && s.interpreters))
+            (!crisis_first, !*open, kind_rank, !speaks(s), !(language_fallback && s.interpreters))
         });
         candidates.truncate(need.limit.max(1));
         Selection { services: candidates, language_fallback }
@@ -237,6 +239,24 @@ mod tests {
         let sel = dir.select(&need(&tl, Severity::Crisis, None));
         assert!(sel.language_fallback);
         assert_eq!(ids(&sel), ["interp", "plain"]);
+    }
+
+    #[test]
+    fn a_service_for_the_workers_role_survives_the_language_filter() {
+        let all = Severity::ALL.to_vec();
+        let mut psl = service("psl", ServiceKind::Counselling, &["en"], &all);
+        psl.audience = vec!["physician".into()];
+        let dir = Directory {
+            services: vec![
+                service("general_en", ServiceKind::Counselling, &["en"], &all),
+                service("general_es", ServiceKind::Counselling, &["es"], &all),
+                psl,
+            ],
+        };
+        let es = Lang::new("es");
+        let sel = dir.select(&need(&es, Severity::Moderate, Some("physician")));
+        assert_eq!(ids(&sel), ["general_es", "psl"]);
+        assert_eq!(ids(&dir.select(&need(&es, Severity::Moderate, None))), ["general_es"]);
     }
 
     #[test]

@@ -41,30 +41,47 @@ fn check_broken_flows_exits_one_listing_every_error() {
     assert!(out.lines().last().unwrap_or("").ends_with("warning(s)"), "{out}");
 }
 
+/// `chat` arguments with a fresh database of its own.
+fn chat_args(dir: &tempfile::TempDir, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["chat", "--now", "2026-01-07T15:00:00Z", "--db"].iter().map(|s| s.to_string()).collect();
+    v.push(dir.path().join("p.db").to_string_lossy().into_owned());
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
 #[test]
 fn chat_from_a_pipe_is_plain_and_deterministic() {
     let script = "hi\n1\nnot at all\n1\n1\n1\n";
-    let args = ["chat", "--now", "2026-01-07T15:00:00Z"];
-    let (code, first, err) = peerline(&args, script);
+    let (a, b) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let args_a = chat_args(&a, &[]);
+    let (code, first, err) = peerline(&args_a.iter().map(String::as_str).collect::<Vec<_>>(), script);
     assert_eq!(code, 0, "{err}");
-    let (_, second, _) = peerline(&args, script);
+    let args_b = chat_args(&b, &[]);
+    let (_, second, _) = peerline(&args_b.iter().map(String::as_str).collect::<Vec<_>>(), script);
     assert_eq!(first, second);
+    let (_, memory, _) = peerline(&["chat", "--now", "2026-01-07T15:00:00Z", "--no-store"], script);
+    assert_eq!(first, memory, "the store changes nothing the worker sees");
+    assert!(err.contains("created a new secret pepper"), "the first run says so once: {err}");
     assert!(first.contains("  1. "), "choices print as a numbered list:\n{first}");
     assert!(!first.contains('\u{1b}'), "no colour codes");
     assert!(!first.contains("> "), "no prompts");
 }
 
 #[test]
-fn chat_in_spanish() {
-    let (code, out, _) = peerline(&["chat", "--lang", "es", "--now", "2026-01-07T15:00:00Z"], "hola\n");
+fn chat_in_spanish_with_and_without_the_store() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let args = chat_args(&dir, &["--lang", "es"]);
+    let (code, out, _) = peerline(&args.iter().map(String::as_str).collect::<Vec<_>>(), "hi\n");
     assert_eq!(code, 0);
+    assert!(out.contains("Hola, soy peerline"), "{out}");
+    let (_, out, _) = peerline(&["chat", "--no-store", "--lang", "es"], "hi\n");
     assert!(out.contains("Hola, soy peerline"), "{out}");
 }
 
 #[test]
 fn chat_survives_invalid_utf8_and_crlf() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_peerline"))
-        .args(["chat", "--now", "2026-01-07T15:00:00Z"])
+        .args(["chat", "--now", "2026-01-07T15:00:00Z", "--no-store"])
         .current_dir(common::root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -74,7 +91,9 @@ fn chat_survives_invalid_utf8_and_crlf() {
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.matches("What would you like to do?").count(), 3, "{text}");
+    assert_eq!(text.matches("Would you like to start with a quick check-in?").count(), 2, "{text}");
+    assert!(text.contains("didn't catch that"), "{text}");
+    assert!(text.trim_end().ends_with("That's all for now"), "menu came last: {text}");
 }
 
 #[test]
@@ -99,16 +118,16 @@ fn test_command_reports_passes_and_failures() {
     let file = dir.path().join("t.yaml");
     std::fs::write(
         &file,
-        "tests:\n  - name: passes\n    steps:\n      - send: hi\n        expect: { at: menu.choose }\n  - name: fails\n    steps:\n      - send: hi\n        expect: { at: phq4.q1, contains: \"zzz\" }\n",
+        "tests:\n  - name: passes\n    steps:\n      - send: hi\n        expect: { at: welcome.offer }\n  - name: fails\n    steps:\n      - send: hi\n        expect: { at: phq4.q1, contains: \"zzz\" }\n",
     )
     .expect("write");
     let (code, out, _) = peerline(&["test", &file.to_string_lossy()], "");
     assert_eq!(code, 1, "{out}");
     assert_eq!(out.lines().last(), Some("1 passed, 1 failed"));
     assert!(out.contains("FAIL ") && out.contains("fails"), "{out}");
-    assert!(out.contains("expected to be at `phq4.q1`, but at `menu.choose`"), "{out}");
+    assert!(out.contains("expected to be at `phq4.q1`, but at `welcome.offer`"), "{out}");
     assert!(out.contains("expected the reply to contain \"zzz\""), "{out}");
-    assert!(out.contains("    | What would you like to do?"), "the diff shows what the bot said:\n{out}");
+    assert!(out.contains("    | Would you like to start with a quick check-in?"), "the diff shows what the bot said:\n{out}");
 }
 
 #[test]

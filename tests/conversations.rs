@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 fn run(flows: &std::path::Path, tests: PathBuf) {
     let bundle = common::load(flows);
-    let summary = peerline::convtest::run_all(&bundle, &[tests.clone()]).unwrap_or_else(|diags| {
+    let summary = peerline::convtest::run_all(&bundle, std::slice::from_ref(&tests)).unwrap_or_else(|diags| {
         panic!("test files in {} have errors:\n{}", tests.display(), diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))
     });
     assert!(summary.passed > 0, "no conversation tests found in {}", tests.display());

@@ -207,7 +207,7 @@ async fn canaries_never_reach_the_database_or_the_logs(kind: &str) {
             let mut sink = Collect::default();
             let event_key = ring.event_key("matrix", &format!("$event-{id}-{n}"));
             let handled =
-                bot.handle(Inbound { who: &who, event_key: Some(event_key), event: Event::Text(msg) }, common::now(), &mut sink).await;
+                bot.handle(Inbound { who: &who, event_key: Some(event_key), event: Event::Text(msg), language: None }, common::now(), &mut sink).await;
             assert!(matches!(handled, Handled::Replied { .. }), "{handled:?}");
             assert!(!sink.replies.is_empty());
         }
@@ -215,7 +215,7 @@ async fn canaries_never_reach_the_database_or_the_logs(kind: &str) {
     // A conversation left open, so a live session is in the database too.
     let who = ring.pseudonyms("matrix", canary_ids[0]);
     for msg in ["hello again", canary_texts[1]] {
-        bot.handle(Inbound { who: &who, event_key: None, event: Event::Text(msg) }, common::now(), &mut Collect::default()).await;
+        bot.handle(Inbound { who: &who, event_key: None, event: Event::Text(msg), language: None }, common::now(), &mut Collect::default()).await;
     }
     assert!(store.session_count().await.expect("count") >= 1);
     let stored = String::from_utf8_lossy(&db.everything(&store).await).to_lowercase();
@@ -223,7 +223,8 @@ async fn canaries_never_reach_the_database_or_the_logs(kind: &str) {
     let logged = logs.text();
     assert!(logged.contains("log capture is working"));
     let logged = logged.to_lowercase();
-    for canary in ["canary", "brenda", "hospital.example", "778899001122", "5512", "bed 14", "morirme", "kill myself"] {
+    // Tokens long and odd enough never to occur by chance (a logged duration can hold "5512").
+    for canary in ["canary", "brenda", "hospital.example", "778899001122", "nurse-5512", "bed 14", "morirme", "kill myself"] {
         assert!(!stored.contains(canary), "`{canary}` found in the {kind} database");
         assert!(!logged.contains(canary), "`{canary}` found in the logs:\n{logged}");
     }
@@ -242,16 +243,16 @@ async fn a_failed_store_still_sends_crisis_replies(kind: &str) {
     let ring = common::peppers();
     let who = ring.pseudonyms("test", "u");
     let mut sink = Collect::default();
-    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("i want to kill myself") }, common::now(), &mut sink).await;
+    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("i want to kill myself"), language: None }, common::now(), &mut sink).await;
     assert_eq!(h, Handled::StoreFailed);
     assert_eq!(sink.replies.first().map(|r| r.kind), Some(ReplyKind::CrisisContacts));
     assert!(sink.text().contains("988"));
     let mut sink = Collect::default();
-    bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("quiero matarme") }, common::now(), &mut sink).await;
+    bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("quiero matarme"), language: None }, common::now(), &mut sink).await;
     assert_eq!(sink.replies.first().map(|r| r.kind), Some(ReplyKind::CrisisContacts));
     assert!(sink.text().contains("AYUDA"), "Spanish contacts for a Spanish message:\n{}", sink.text());
     let mut sink = Collect::default();
-    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("hi") }, common::now(), &mut sink).await;
+    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("hi"), language: None }, common::now(), &mut sink).await;
     assert_eq!(h, Handled::StoreFailed);
     assert!(sink.text().contains("try again in a few minutes"), "{}", sink.text());
     db.cleanup().await;
@@ -303,16 +304,16 @@ async fn a_locked_database_gives_a_clear_message_and_crisis_replies_still_go_out
     let ring = common::peppers();
     let who = ring.pseudonyms("test", "u");
     let mut sink = Collect::default();
-    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("hello") }, common::now(), &mut sink).await;
+    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("hello"), language: None }, common::now(), &mut sink).await;
     assert_eq!(h, Handled::StoreFailed);
     assert!(sink.text().contains("try again"), "{}", sink.text());
     let mut sink = Collect::default();
-    bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("i am going to end my life") }, common::now(), &mut sink).await;
+    bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("i am going to end my life"), language: None }, common::now(), &mut sink).await;
     assert_eq!(sink.replies.first().map(|r| r.kind), Some(ReplyKind::CrisisContacts));
     // The lock goes away; the bot carries on.
     sqlx::raw_sql("ROLLBACK").execute(&mut other).await.expect("unlock");
     let mut sink = Collect::default();
-    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("hello") }, common::now(), &mut sink).await;
+    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("hello"), language: None }, common::now(), &mut sink).await;
     assert!(matches!(h, Handled::Replied { .. }), "{h:?}");
     store.close().await;
 }
@@ -401,7 +402,7 @@ async fn postgres_restarting_under_the_bot_recovers() {
         let who = &who;
         async move {
             let mut sink = Collect::default();
-            let h = bot.handle(Inbound { who, event_key: None, event: Event::Text(text) }, common::now(), &mut sink).await;
+            let h = bot.handle(Inbound { who, event_key: None, event: Event::Text(text), language: None }, common::now(), &mut sink).await;
             (h, sink)
         }
     };

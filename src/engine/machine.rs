@@ -140,7 +140,7 @@ impl<'b> Machine<'b> {
         let in_lang = |lang: &Lang| {
             Command::ALL
                 .into_iter()
-                .find(|c| cmds.get(c).and_then(|m| m.get(lang)).is_some_and(|ws| ws.iter().any(|w| *w == folded)))
+                .find(|c| cmds.get(c).and_then(|m| m.get(lang)).is_some_and(|ws| ws.contains(&folded)))
         };
         in_lang(self.lang()).or_else(|| self.b.settings.languages.iter().find_map(in_lang))
     }
@@ -151,7 +151,7 @@ impl<'b> Machine<'b> {
             .settings
             .language_names
             .iter()
-            .find(|(_, (_, words))| words.iter().any(|w| *w == folded))
+            .find(|(_, (_, words))| words.contains(&folded))
             .map(|(l, _)| l.clone())
     }
 
@@ -258,9 +258,10 @@ impl<'b> Machine<'b> {
 
     fn enter_crisis(&mut self, source: CrisisSource) {
         self.events.push(UsageEvent::Crisis(source));
-        self.s.severity = Some(Severity::Crisis);
         self.s.choosing_language = false;
         self.s.misses = 0;
+        // "back" must not lead out of the crisis path into an earlier question.
+        self.s.history.clear();
         // Contacts first, in the worker's language, before any question.
         self.crisis_contacts();
         let crisis = self.b.settings.crisis.clone();
@@ -333,7 +334,7 @@ impl<'b> Machine<'b> {
                     let text = render(
                         self.b.text(TextKey::NotUnderstood).get(&self.s.lang, &self.b.settings.default_language),
                         &self.s.vars,
-                        &[("n", n.to_string())],
+                        &[("n", n.to_string()), ("range", if n == 1 { "1".to_string() } else { format!("1–{n}") })],
                     );
                     self.say(ReplyKind::Message, text);
                 }
@@ -386,7 +387,7 @@ impl<'b> Machine<'b> {
             return n.checked_sub(1).filter(|i| *i < ask.choices.len());
         }
         let hit = |lang: &Lang| {
-            ask.choices.iter().position(|c| c.match_keys.get(lang).is_some_and(|ks| ks.iter().any(|k| *k == folded)))
+            ask.choices.iter().position(|c| c.match_keys.get(lang).is_some_and(|ks| ks.contains(&folded)))
         };
         hit(self.lang()).or_else(|| ask.choices.iter().position(|c| c.match_keys.values().flatten().any(|k| *k == folded)))
     }
@@ -574,10 +575,7 @@ impl<'b> Machine<'b> {
         };
         let Some(band) = table.band_for(score) else { return };
         self.s.vars.insert(format!("{}_band", b.score), VarValue::Tag(band.id.clone()));
-        // Crisis set by the safety path outranks any band.
-        if self.s.severity != Some(Severity::Crisis) {
-            self.s.severity = Some(band.severity);
-        }
+        self.s.severity = Some(band.severity);
         self.events.push(UsageEvent::Band { instrument: b.instrument.clone(), band: band.id.clone() });
         if let Some(say) = &band.say {
             let t = self.t(say);

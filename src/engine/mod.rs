@@ -32,7 +32,8 @@ pub struct Session {
     /// Concern messages so far in this conversation (breadcrumbs: they add up).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub concerns: u8,
-    /// The severity of the last band reached, or crisis.
+    /// The severity of the last band reached (a crisis does not change it: routing by
+    /// band after a crisis exchange still follows the screening).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
     /// Earlier questions, newest last, for "back".

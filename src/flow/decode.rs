@@ -301,8 +301,8 @@ pub fn settings(cx: &mut Ctx, root: &Node) -> Option<Settings> {
     }
 
     let mut language_names = BTreeMap::new();
-    if let Some(node) = cx.require(&f, "language_names", "bot settings") {
-        if let Some(lf) = cx.map(node, "`language_names`", &[]) {
+    if let Some(node) = cx.require(&f, "language_names", "bot settings")
+        && let Some(lf) = cx.map(node, "`language_names`", &[]) {
             for key in lf.keys() {
                 let lang = Lang::new(&key.name);
                 if !languages.contains(&lang) {
@@ -331,7 +331,6 @@ pub fn settings(cx: &mut Ctx, root: &Node) -> Option<Settings> {
                 }
             }
         }
-    }
 
     let mut texts = BTreeMap::new();
     if let Some(node) = cx.require(&f, "texts", "bot settings") {
@@ -741,7 +740,10 @@ fn step(
     let action_key = match actions.as_slice() {
         [one] => one.name.clone(),
         [] => {
-            cx.error(f.pos, format!("step `{id}` does nothing"), Some(format!("give it one of: {}", ACTION_KEYS.join(", "))));
+            // An unknown key was already reported (probably the misspelt action): say it once.
+            if f.keys().all(|k| STEP_KEYS.contains(&k.name.as_str())) {
+                cx.error(f.pos, format!("step `{id}` does nothing"), Some(format!("give it one of: {}", ACTION_KEYS.join(", "))));
+            }
             return None;
         }
         [_, second, ..] => {

@@ -97,13 +97,15 @@ pub async fn run_with_store(
     let tty = interactive();
     if tty {
         writeln!(sink.out, "peerline terminal chat — type a message; Ctrl-D to quit.\n")?;
-        bot.handle(Inbound { who: &who, event_key: None, event: Event::Open }, now(), &mut sink).await;
+        bot.handle(Inbound { who: &who, event_key: None, event: Event::Open, language: opts.lang.clone() }, now(), &mut sink)
+            .await;
         write!(sink.out, "\n> ")?;
         sink.out.flush()?;
     }
     for line in lines(input) {
         let line = line?;
-        bot.handle(Inbound { who: &who, event_key: None, event: Event::Text(&line) }, now(), &mut sink).await;
+        let inbound = Inbound { who: &who, event_key: None, event: Event::Text(&line), language: opts.lang.clone() };
+        bot.handle(inbound, now(), &mut sink).await;
         writeln!(sink.out)?;
         if tty {
             write!(sink.out, "> ")?;
