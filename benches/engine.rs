@@ -9,10 +9,14 @@ use peerline::lang::Lang;
 use std::hint::black_box;
 use std::path::Path;
 
-/// A session waiting at the first question of `flow`.
+/// A session waiting at the first item of `flow` answered on the PHQ frequency scale.
 fn at_first_question(bundle: &peerline::flow::Bundle, flow: &str) -> Session {
     let f = bundle.flow(flow).unwrap_or_else(|| panic!("no flow {flow}"));
-    let step = f.steps.iter().find(|s| matches!(s.action, Action::Ask(_))).expect("a question");
+    let step = f
+        .steps
+        .iter()
+        .find(|s| matches!(&s.action, Action::Ask(a) if a.answer_set.as_deref() == Some("frequency")))
+        .expect("a frequency-scale question");
     let mut s = Session::new(Lang::new("en"));
     s.stack.push(Frame { flow: flow.into(), step: step.id.clone(), here: true });
     s
@@ -23,6 +27,12 @@ fn bench(c: &mut Criterion) {
     let flow = if bundle.flow("phq9").is_some() { "phq9" } else { "phq4" };
     let now: jiff::Timestamp = "2026-01-07T15:00:00Z".parse().expect("ts");
     let session = at_first_question(&bundle, flow);
+    // The benchmark must measure an accepted answer, not a re-ask.
+    for text in ["2", "More than half the days"] {
+        let input = conversation::input(&bundle, Some(&session), Event::Text(text), now);
+        let out = engine::step(&bundle, session.clone(), &input);
+        assert_ne!(out.session.as_ref().and_then(|s| s.position()), session.position(), "{text:?} was not accepted");
+    }
 
     let mut g = c.benchmark_group("answer");
     for (name, text) in [("typed_number", "2"), ("typed_label", "More than half the days")] {

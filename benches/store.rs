@@ -39,7 +39,15 @@ async fn run(name: &str, store: Store) {
     let seed = Instant::now();
     for (i, w) in who.iter().enumerate() {
         let s = session(i);
-        let c = Commit { who: &w[0], also_forget: &[], session: Some(&s), expires_at: i64::MAX / 2, event_key: None, event_expires_at: 0, counts: &[] };
+        let c = Commit {
+            who: &w[0],
+            also_forget: &[],
+            session: Some(&s),
+            expires_at: i64::MAX / 2,
+            event_key: None,
+            event_expires_at: 0,
+            counts: &[],
+        };
         store.commit(&c).await.expect("seed");
     }
     let seeded = seed.elapsed();
@@ -82,7 +90,8 @@ async fn main() {
     let store = Store::open(&Location::Sqlite(dir.path().join("bench.db"))).await.expect("sqlite");
     run("sqlite", store).await;
 
-    let admin = std::env::var("PEERLINE_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = std::env::var("PEERLINE_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     use sqlx::Connection;
     match sqlx::PgConnection::connect(&admin).await {
         Ok(mut conn) => {

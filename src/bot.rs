@@ -176,7 +176,9 @@ impl Bot {
         let loaded = match loaded {
             Ok(Ok(l)) => l,
             Ok(Err(e)) => return self.store_failed(&bundle, &screened.language, crisis_sent, e, sink).await,
-            Err(_) => return self.store_failed(&bundle, &screened.language, crisis_sent, StoreError::Timeout, sink).await,
+            Err(_) => {
+                return self.store_failed(&bundle, &screened.language, crisis_sent, StoreError::Timeout, sink).await;
+            }
         };
         let Some(current) = inbound.who.first() else { return Handled::StoreFailed };
         let (found_under, session) = match loaded {

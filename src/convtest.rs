@@ -12,13 +12,13 @@
 //!         expect: { band: { phq4: none }, routed: [peer_support_example] }
 //! ```
 
+use crate::conversation::Conversation;
 use crate::diag::{Diagnostic, Pos};
 use crate::engine::{Event, Outcome, ReplyKind, UsageEvent};
 use crate::flow::Bundle;
 use crate::flow::decode::Ctx;
 use crate::flow::node::{self, Node, Value};
 use crate::lang::Lang;
-use crate::conversation::Conversation;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
@@ -65,8 +65,20 @@ pub enum Expect {
 
 const TEST_KEYS: &[&str] = &["name", "lang", "now", "steps"];
 const STEP_KEYS: &[&str] = &["send", "choose", "open", "expect"];
-const EXPECT_KEYS: &[&str] =
-    &["contains", "not_contains", "at", "band", "routed", "not_routed", "crisis", "concern", "ended", "language", "first", "choices"];
+const EXPECT_KEYS: &[&str] = &[
+    "contains",
+    "not_contains",
+    "at",
+    "band",
+    "routed",
+    "not_routed",
+    "crisis",
+    "concern",
+    "ended",
+    "language",
+    "first",
+    "choices",
+];
 
 /// Parse one test file; problems become diagnostics.
 pub fn parse_file(path: &Path, source: &str, diags: &mut Vec<Diagnostic>) -> Vec<TestCase> {
@@ -100,7 +112,11 @@ fn test_case(cx: &mut Ctx, n: &Node) -> Option<TestCase> {
             match s.parse::<jiff::Timestamp>() {
                 Ok(t) => t,
                 Err(e) => {
-                    cx.error(n.pos, format!("`now` is not a timestamp: {e}"), Some("e.g. `now: 2026-01-07T15:00:00Z`".into()));
+                    cx.error(
+                        n.pos,
+                        format!("`now` is not a timestamp: {e}"),
+                        Some("e.g. `now: 2026-01-07T15:00:00Z`".into()),
+                    );
                     return None;
                 }
             }
@@ -135,7 +151,9 @@ fn test_case(cx: &mut Ctx, n: &Node) -> Option<TestCase> {
                 let Some(v) = ef.get(&key.name) else { continue };
                 match key.name.as_str() {
                     "contains" => expect.extend(strings(cx, v, "`contains`").into_iter().map(Expect::Contains)),
-                    "not_contains" => expect.extend(strings(cx, v, "`not_contains`").into_iter().map(Expect::NotContains)),
+                    "not_contains" => {
+                        expect.extend(strings(cx, v, "`not_contains`").into_iter().map(Expect::NotContains))
+                    }
                     "routed" => expect.extend(strings(cx, v, "`routed`").into_iter().map(Expect::Routed)),
                     "not_routed" => expect.extend(strings(cx, v, "`not_routed`").into_iter().map(Expect::NotRouted)),
                     "at" => expect.extend(cx.string(v, "`at`").map(Expect::At)),
@@ -180,8 +198,12 @@ fn check(e: &Expect, out: &Outcome, conv: &Conversation) -> Option<String> {
         None => "ended".into(),
     };
     match e {
-        Expect::Contains(s) => (!text.to_lowercase().contains(&s.to_lowercase())).then(|| format!("expected the reply to contain {s:?}")),
-        Expect::NotContains(s) => text.to_lowercase().contains(&s.to_lowercase()).then(|| format!("expected the reply NOT to contain {s:?}")),
+        Expect::Contains(s) => {
+            (!text.to_lowercase().contains(&s.to_lowercase())).then(|| format!("expected the reply to contain {s:?}"))
+        }
+        Expect::NotContains(s) => {
+            text.to_lowercase().contains(&s.to_lowercase()).then(|| format!("expected the reply NOT to contain {s:?}"))
+        }
         Expect::At(want) => (at != *want).then(|| format!("expected to be at `{want}`, but at `{at}`")),
         Expect::Band(inst, band) => {
             let got: Vec<String> = out
@@ -202,9 +224,15 @@ fn check(e: &Expect, out: &Outcome, conv: &Conversation) -> Option<String> {
             let got: Vec<&String> = out.replies.iter().flat_map(|r| &r.services).collect();
             got.contains(&id).then(|| format!("expected service `{id}` NOT to be offered"))
         }
-        Expect::Crisis(want) => (out.crisis() != *want).then(|| format!("expected crisis: {want}, got {}", out.crisis())),
-        Expect::Concern(want) => (out.concern() != *want).then(|| format!("expected concern: {want}, got {}", out.concern())),
-        Expect::Ended(want) => (out.session.is_none() != *want).then(|| format!("expected ended: {want}, got {}", out.session.is_none())),
+        Expect::Crisis(want) => {
+            (out.crisis() != *want).then(|| format!("expected crisis: {want}, got {}", out.crisis()))
+        }
+        Expect::Concern(want) => {
+            (out.concern() != *want).then(|| format!("expected concern: {want}, got {}", out.concern()))
+        }
+        Expect::Ended(want) => {
+            (out.session.is_none() != *want).then(|| format!("expected ended: {want}, got {}", out.session.is_none()))
+        }
         Expect::Language(want) => {
             let got = conv.session().map(|s| s.lang.to_string()).unwrap_or_default();
             (got != *want).then(|| format!("expected language `{want}`, got `{got}`"))
@@ -214,7 +242,8 @@ fn check(e: &Expect, out: &Outcome, conv: &Conversation) -> Option<String> {
             (got != kind).then(|| format!("expected the first reply to be {kind}, got {got}"))
         }
         Expect::Choices(want) => {
-            let got: Vec<String> = out.replies.iter().rev().find(|r| !r.choices.is_empty()).map(|r| r.choices.clone()).unwrap_or_default();
+            let got: Vec<String> =
+                out.replies.iter().rev().find(|r| !r.choices.is_empty()).map(|r| r.choices.clone()).unwrap_or_default();
             (got != *want).then(|| format!("expected choices {want:?}, got {got:?}"))
         }
     }
@@ -280,7 +309,8 @@ pub struct Summary {
 /// Run every test in `paths` against `bundle`, writing a report a coordinator can read.
 pub fn run_all(bundle: &Bundle, paths: &[PathBuf]) -> Result<Summary, Vec<Diagnostic>> {
     use std::fmt::Write;
-    let files = collect(paths).map_err(|e| vec![Diagnostic::error(Path::new("."), Pos::UNKNOWN, format!("cannot read tests: {e}"))])?;
+    let files = collect(paths)
+        .map_err(|e| vec![Diagnostic::error(Path::new("."), Pos::UNKNOWN, format!("cannot read tests: {e}"))])?;
     let mut diags = Vec::new();
     let mut cases = Vec::new();
     for f in &files {

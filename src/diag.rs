@@ -35,20 +35,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
-        Diagnostic {
-            file: file.to_path_buf(),
-            pos,
-            level: Level::Error,
-            message: message.into(),
-            hint: None,
-        }
+        Diagnostic { file: file.to_path_buf(), pos, level: Level::Error, message: message.into(), hint: None }
     }
 
     pub fn warning(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
-        Diagnostic {
-            level: Level::Warning,
-            ..Diagnostic::error(file, pos, message)
-        }
+        Diagnostic { level: Level::Warning, ..Diagnostic::error(file, pos, message) }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -67,15 +58,7 @@ impl fmt::Display for Diagnostic {
             Level::Error => "error",
             Level::Warning => "warning",
         };
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file.display(),
-            self.pos.line,
-            self.pos.col,
-            kind,
-            self.message
-        )?;
+        write!(f, "{}:{}:{}: {}: {}", self.file.display(), self.pos.line, self.pos.col, kind, self.message)?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -115,9 +98,6 @@ mod tests {
     fn renders_file_line_col_and_hint() {
         let d = Diagnostic::error(Path::new("flows/a.yaml"), Pos::new(3, 5), "unknown key `chioces`")
             .with_hint("did you mean `choices`?");
-        assert_eq!(
-            d.to_string(),
-            "flows/a.yaml:3:5: error: unknown key `chioces`\n  hint: did you mean `choices`?"
-        );
+        assert_eq!(d.to_string(), "flows/a.yaml:3:5: error: unknown key `chioces`\n  hint: did you mean `choices`?");
     }
 }

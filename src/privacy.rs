@@ -115,7 +115,10 @@ impl PepperRing {
 
     /// The pseudonym for new sessions.
     pub fn pseudonym(&self, platform: &str, user_id: &str) -> Pseudonym {
-        Pseudonym { version: self.current.version, digest: self.current.mac(&[platform.as_bytes(), b":", user_id.as_bytes()]) }
+        Pseudonym {
+            version: self.current.version,
+            digest: self.current.mac(&[platform.as_bytes(), b":", user_id.as_bytes()]),
+        }
     }
 
     /// Pseudonyms under every pepper still kept, newest first: a session begun
@@ -141,11 +144,15 @@ impl PepperRing {
                 continue;
             }
             let malformed = |problem| PepperError::Malformed { origin: origin.to_string(), line: i + 1, problem };
-            let (v, key) = line.split_once(char::is_whitespace).ok_or_else(|| malformed("expected `v<N> <64 hex digits>`"))?;
-            let version: u32 =
-                v.strip_prefix('v').and_then(|n| n.parse().ok()).ok_or_else(|| malformed("the version must look like v1"))?;
+            let (v, key) =
+                line.split_once(char::is_whitespace).ok_or_else(|| malformed("expected `v<N> <64 hex digits>`"))?;
+            let version: u32 = v
+                .strip_prefix('v')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| malformed("the version must look like v1"))?;
             let bytes = Zeroizing::new(hex::decode(key.trim()).map_err(|_| malformed("the key is not hex"))?);
-            let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| malformed("the key must be 64 hex digits (32 bytes)"))?;
+            let key: [u8; 32] =
+                bytes.as_slice().try_into().map_err(|_| malformed("the key must be 64 hex digits (32 bytes)"))?;
             if peppers.iter().any(|p: &Pepper| p.version == version) {
                 return Err(malformed("this version appears twice"));
             }

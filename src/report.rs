@@ -434,11 +434,14 @@ impl Report {
 
     pub fn to_csv(&self) -> String {
         let mut out = String::from("table,row,period,count\n");
-        let esc = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
+        let esc = |s: &str| {
+            if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+        };
         for t in &self.tables {
             for (label, cells) in &t.rows {
                 for (col, c) in t.columns.iter().zip(cells) {
-                    let _ = writeln!(out, "{},{},{},{}", esc(t.title), esc(label), esc(col), cell_text(c, self.threshold));
+                    let _ =
+                        writeln!(out, "{},{},{},{}", esc(t.title), esc(label), esc(col), cell_text(c, self.threshold));
                 }
             }
         }
@@ -502,7 +505,10 @@ mod tests {
     fn primary_suppression_hides_one_to_ten() {
         let s = suppress(&[vec![0, 11, 50]], 11);
         // Row [0, 11, 50 | 61]; totals row the same: nothing small.
-        assert_eq!(counts(&s), vec![vec![Some(0), Some(11), Some(50), Some(61)], vec![Some(0), Some(11), Some(50), Some(61)]]);
+        assert_eq!(
+            counts(&s),
+            vec![vec![Some(0), Some(11), Some(50), Some(61)], vec![Some(0), Some(11), Some(50), Some(61)]]
+        );
         let s = suppress(&[vec![5, 40], vec![30, 40]], 11);
         let c = counts(&s);
         assert_eq!(c[0][0], None);

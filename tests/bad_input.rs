@@ -47,7 +47,14 @@ fn a_64_kib_message_is_refused_kindly_but_still_screened() {
 #[test]
 fn control_zero_width_emoji_and_rtl_text() {
     let b = bundle();
-    for msg in ["\u{0000}\u{0007}\u{001b}[31m", "\u{200B}\u{200C}\u{200D}\u{FEFF}", "😀🙏🏽👩‍⚕️", "مرحبا كيف حالك", "\u{202E}unem\u{202C}", "שלום"] {
+    for msg in [
+        "\u{0000}\u{0007}\u{001b}[31m",
+        "\u{200B}\u{200C}\u{200D}\u{FEFF}",
+        "😀🙏🏽👩‍⚕️",
+        "مرحبا كيف حالك",
+        "\u{202E}unem\u{202C}",
+        "שלום",
+    ] {
         let (text, alive) = reply_to(b, msg);
         assert!(alive, "{msg:?}");
         assert!(text.contains("didn't catch that") || text.contains("didn't receive any words"), "{msg:?} -> {text}");

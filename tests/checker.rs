@@ -20,7 +20,9 @@ fn diagnostics_after(file: &str, content: &str) -> (tempfile::TempDir, Vec<Diagn
 fn expect(diags: &[Diagnostic], file: &str, line: u32, needle: &str) -> Diagnostic {
     diags
         .iter()
-        .find(|d| d.file.file_name() == Some(Path::new(file).as_os_str()) && d.pos.line == line && d.message.contains(needle))
+        .find(|d| {
+            d.file.file_name() == Some(Path::new(file).as_os_str()) && d.pos.line == line && d.message.contains(needle)
+        })
         .cloned()
         .unwrap_or_else(|| panic!("no diagnostic `{needle}` at {file}:{line}; got:\n{}", render(diags)))
 }
@@ -51,10 +53,8 @@ fn yaml_syntax_error() {
 
 #[test]
 fn unknown_key_with_did_you_mean() {
-    let (_d, diags) = diagnostics_after(
-        "extra.yaml",
-        &format!("{HEAD}  - ask: {{ en: a, es: b }}\n    chioces: yes_no\n"),
-    );
+    let (_d, diags) =
+        diagnostics_after("extra.yaml", &format!("{HEAD}  - ask: {{ en: a, es: b }}\n    chioces: yes_no\n"));
     let d = expect(&diags, "extra.yaml", 6, "unknown key `chioces`");
     assert_eq!(d.pos.col, 5);
     assert_eq!(d.hint.as_deref(), Some("did you mean `choices`?"));
@@ -73,8 +73,10 @@ fn every_problem_in_a_file_is_reported_not_just_the_first() {
 
 #[test]
 fn duplicate_step_ids() {
-    let (_d, diags) =
-        diagnostics_after("extra.yaml", &format!("{HEAD}  - id: a\n    say: {{ en: a, es: b }}\n  - id: a\n    say: {{ en: a, es: b }}\n"));
+    let (_d, diags) = diagnostics_after(
+        "extra.yaml",
+        &format!("{HEAD}  - id: a\n    say: {{ en: a, es: b }}\n  - id: a\n    say: {{ en: a, es: b }}\n"),
+    );
     expect(&diags, "extra.yaml", 7, "step id `a` is used twice");
 }
 
@@ -138,7 +140,9 @@ fn a_loop_that_can_never_end() {
 fn a_loop_without_a_question() {
     let (_d, diags) = diagnostics_after(
         "extra.yaml",
-        &format!("{HEAD}  - id: a\n    say: {{ en: a, es: b }}\n  - id: b\n    branch:\n      - when: x > 1\n        goto: a\n"),
+        &format!(
+            "{HEAD}  - id: a\n    say: {{ en: a, es: b }}\n  - id: b\n    branch:\n      - when: x > 1\n        goto: a\n"
+        ),
     );
     expect(&diags, "extra.yaml", 5, "loop back to `a` without asking anything");
 }
@@ -187,16 +191,15 @@ fn band_table_not_covering_the_scores_range() {
 
 #[test]
 fn a_service_referenced_but_not_defined() {
-    let (_d, diags) = diagnostics_after(
-        "extra.yaml",
-        &format!("{HEAD}  - route: {{ services: [peers, eap_nowhere] }}\n"),
-    );
+    let (_d, diags) =
+        diagnostics_after("extra.yaml", &format!("{HEAD}  - route: {{ services: [peers, eap_nowhere] }}\n"));
     expect(&diags, "extra.yaml", 5, "service `eap_nowhere` is not in the services directory");
 }
 
 #[test]
 fn an_unknown_answer_set() {
-    let (_d, diags) = diagnostics_after("extra.yaml", &format!("{HEAD}  - ask: {{ en: a, es: b }}\n    choices: yes_noo\n"));
+    let (_d, diags) =
+        diagnostics_after("extra.yaml", &format!("{HEAD}  - ask: {{ en: a, es: b }}\n    choices: yes_noo\n"));
     let d = expect(&diags, "extra.yaml", 6, "no answer set called `yes_noo`");
     assert_eq!(d.hint.as_deref(), Some("did you mean `yes_no`?"));
 }
@@ -205,7 +208,9 @@ fn an_unknown_answer_set() {
 fn a_bad_condition_points_at_the_column() {
     let (_d, diags) = diagnostics_after(
         "extra.yaml",
-        &format!("{HEAD}  - branch:\n      - when: total >= \n        goto: x\n  - id: x\n    say: {{ en: a, es: b }}\n"),
+        &format!(
+            "{HEAD}  - branch:\n      - when: total >= \n        goto: x\n  - id: x\n    say: {{ en: a, es: b }}\n"
+        ),
     );
     let d = expect(&diags, "extra.yaml", 6, "the expression ends too early");
     assert!(d.pos.col > 13, "{d}");
@@ -221,7 +226,10 @@ fn a_step_with_two_actions() {
 fn an_unknown_service_kind_and_time_zone() {
     let dir = common::fixture();
     let path = dir.path().join("services.yaml");
-    let s = std::fs::read_to_string(&path).expect("read").replace("kind: peer_support", "kind: peer_suport").replace("America/New_York", "America/Nowhere");
+    let s = std::fs::read_to_string(&path)
+        .expect("read")
+        .replace("kind: peer_support", "kind: peer_suport")
+        .replace("America/New_York", "America/Nowhere");
     std::fs::write(&path, &s).expect("write");
     let diags = peerline::flow::load_dir(dir.path()).err().expect("fails").diagnostics;
     let kind_line = s.lines().position(|l| l.contains("peer_suport")).expect("line") as u32 + 1;
@@ -238,7 +246,8 @@ fn a_lexicon_pattern_that_does_not_compile() {
     let s = std::fs::read_to_string(&path).expect("read");
     // Break the first crisis pattern: an unclosed group.
     let mut lines: Vec<String> = s.lines().map(String::from).collect();
-    let (idx, _) = lines.iter().enumerate().find(|(_, l)| l.trim_start().starts_with("crisis:")).expect("crisis section");
+    let (idx, _) =
+        lines.iter().enumerate().find(|(_, l)| l.trim_start().starts_with("crisis:")).expect("crisis section");
     let pat = (idx + 1..lines.len()).find(|i| lines[*i].trim_start().starts_with("- ")).expect("a pattern");
     let indent = lines[pat].find('-').unwrap_or(0);
     lines.insert(pat, format!("{}- \"(unclosed\"", " ".repeat(indent)));
@@ -257,7 +266,9 @@ fn missing_special_files() {
     std::fs::remove_file(dir.path().join("services.yaml")).expect("rm");
     std::fs::remove_file(dir.path().join("lexicon.yaml")).expect("rm");
     let diags = peerline::flow::load_dir(dir.path()).err().expect("fails").diagnostics;
-    assert!(diags.iter().any(|d| d.file.ends_with("services.yaml") && d.message.contains("missing the services directory")));
+    assert!(
+        diags.iter().any(|d| d.file.ends_with("services.yaml") && d.message.contains("missing the services directory"))
+    );
     assert!(diags.iter().any(|d| d.file.ends_with("lexicon.yaml") && d.message.contains("missing the crisis lexicon")));
 }
 
@@ -272,7 +283,9 @@ fn a_test_file_in_the_flows_directory() {
 fn an_unused_variable_is_a_warning_with_a_suggestion() {
     let (_d, diags) = diagnostics_after(
         "extra.yaml",
-        &format!("{HEAD}  - branch:\n      - when: totl > 2\n        goto: x\n  - id: x\n    say: {{ en: a, es: b }}\n"),
+        &format!(
+            "{HEAD}  - branch:\n      - when: totl > 2\n        goto: x\n  - id: x\n    say: {{ en: a, es: b }}\n"
+        ),
     );
     let d = expect(&diags, "extra.yaml", 5, "variable `totl` is never set");
     assert!(!d.is_error());

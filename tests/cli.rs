@@ -16,7 +16,11 @@ fn peerline(args: &[&str], stdin: &str) -> (i32, String, String) {
         .expect("spawn peerline");
     child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
     let out = child.wait_with_output().expect("wait");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -30,7 +34,11 @@ fn check_clean_flows_exits_zero_with_a_summary() {
 #[test]
 fn check_broken_flows_exits_one_listing_every_error() {
     let dir = common::fixture();
-    std::fs::write(dir.path().join("bad.yaml"), "id: bad\ntitle: { en: B }\nlanguages: [en, es]\nsteps:\n  - goto: nowhere\n  - sya: {}\n").expect("write");
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "id: bad\ntitle: { en: B }\nlanguages: [en, es]\nsteps:\n  - goto: nowhere\n  - sya: {}\n",
+    )
+    .expect("write");
     let path = dir.path().to_string_lossy().to_string();
     let (code, out, _) = peerline(&["check", &path], "");
     assert_eq!(code, 1, "{out}");
@@ -127,7 +135,10 @@ fn test_command_reports_passes_and_failures() {
     assert!(out.contains("FAIL ") && out.contains("fails"), "{out}");
     assert!(out.contains("expected to be at `phq4.q1`, but at `welcome.offer`"), "{out}");
     assert!(out.contains("expected the reply to contain \"zzz\""), "{out}");
-    assert!(out.contains("    | Would you like to start with a quick check-in?"), "the diff shows what the bot said:\n{out}");
+    assert!(
+        out.contains("    | Would you like to start with a quick check-in?"),
+        "the diff shows what the bot said:\n{out}"
+    );
 }
 
 #[test]

@@ -12,7 +12,8 @@ use proptest::prelude::*;
 fn unprotected(hidden: &[Vec<bool>]) -> Vec<(usize, usize)> {
     let h = hidden.len();
     let w = hidden.first().map(Vec::len).unwrap_or(0);
-    let edges: Vec<(usize, usize)> = (0..h).flat_map(|r| (0..w).map(move |c| (r, c))).filter(|&(r, c)| hidden[r][c]).collect();
+    let edges: Vec<(usize, usize)> =
+        (0..h).flat_map(|r| (0..w).map(move |c| (r, c))).filter(|&(r, c)| hidden[r][c]).collect();
     let mut out = Vec::new();
     for &(r0, c0) in &edges {
         // Is column c0 reachable from row r0 without using the edge (r0, c0)?
@@ -136,7 +137,10 @@ fn discrete_laplace_has_the_stated_distribution() {
             let expected = p * n as f64;
             let got = *hist.get(&y).unwrap_or(&0) as f64;
             let sd = (n as f64 * p * (1.0 - p)).sqrt();
-            assert!((got - expected).abs() < 5.0 * sd + 1.0, "ε={eps} y={y}: got {got}, expected {expected:.0} ± {sd:.0}");
+            assert!(
+                (got - expected).abs() < 5.0 * sd + 1.0,
+                "ε={eps} y={y}: got {got}, expected {expected:.0} ± {sd:.0}"
+            );
         }
         let mean = sum as f64 / n as f64;
         let var = 2.0 * a / (1.0 - a).powi(2);
@@ -146,7 +150,13 @@ fn discrete_laplace_has_the_stated_distribution() {
 
 fn row(day: &str, event: &str, language: &str, flow: &str, detail: &str, count: i64) -> CountRow {
     CountRow {
-        key: CounterKey { day: day.into(), flow: flow.into(), event: event.into(), language: language.into(), detail: detail.into() },
+        key: CounterKey {
+            day: day.into(),
+            flow: flow.into(),
+            event: event.into(),
+            language: language.into(),
+            detail: detail.into(),
+        },
         count,
     }
 }
@@ -207,7 +217,8 @@ fn noise_is_applied_before_suppression_and_never_goes_negative() {
         epsilon: Some(0.5),
     };
     let r = report::build(&rows, &opts, &mut SplitMix(7));
-    let values: Vec<i64> = r.tables[0].rows[0].1.iter().filter_map(|c| if let Cell::Count(n) = c { Some(*n) } else { None }).collect();
+    let values: Vec<i64> =
+        r.tables[0].rows[0].1.iter().filter_map(|c| if let Cell::Count(n) = c { Some(*n) } else { None }).collect();
     assert!(values.iter().any(|v| *v != 30), "noise changed something: {values:?}");
     assert!(values.iter().all(|v| *v >= 0));
     assert!(r.to_table().contains("ε = 0.5"));

@@ -11,8 +11,22 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const NOW: &str = "2026-01-07T15:00:00Z";
-const SCRIPT: &[&str] =
-    &["hi", "1", "2", "nearly every day", "3", "several days", "back", "1", "español", "2", "menu", "1", "stop", "hola"];
+const SCRIPT: &[&str] = &[
+    "hi",
+    "1",
+    "2",
+    "nearly every day",
+    "3",
+    "several days",
+    "back",
+    "1",
+    "español",
+    "2",
+    "menu",
+    "1",
+    "stop",
+    "hola",
+];
 
 fn spawn(db: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_peerline"))

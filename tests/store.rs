@@ -202,12 +202,18 @@ async fn canaries_never_reach_the_database_or_the_logs(kind: &str) {
     ];
     for (i, id) in canary_ids.iter().enumerate() {
         let who = ring.pseudonyms("matrix", id);
-        let script: Vec<&str> = vec!["hi", "1", "2", "3", canary_texts[i], "1", "2", canary_texts[i + 2], "no", "menu", "stop"];
+        let script: Vec<&str> =
+            vec!["hi", "1", "2", "3", canary_texts[i], "1", "2", canary_texts[i + 2], "no", "menu", "stop"];
         for (n, msg) in script.iter().enumerate() {
             let mut sink = Collect::default();
             let event_key = ring.event_key("matrix", &format!("$event-{id}-{n}"));
-            let handled =
-                bot.handle(Inbound { who: &who, event_key: Some(event_key), event: Event::Text(msg), language: None }, common::now(), &mut sink).await;
+            let handled = bot
+                .handle(
+                    Inbound { who: &who, event_key: Some(event_key), event: Event::Text(msg), language: None },
+                    common::now(),
+                    &mut sink,
+                )
+                .await;
             assert!(matches!(handled, Handled::Replied { .. }), "{handled:?}");
             assert!(!sink.replies.is_empty());
         }
@@ -215,7 +221,12 @@ async fn canaries_never_reach_the_database_or_the_logs(kind: &str) {
     // A conversation left open, so a live session is in the database too.
     let who = ring.pseudonyms("matrix", canary_ids[0]);
     for msg in ["hello again", canary_texts[1]] {
-        bot.handle(Inbound { who: &who, event_key: None, event: Event::Text(msg), language: None }, common::now(), &mut Collect::default()).await;
+        bot.handle(
+            Inbound { who: &who, event_key: None, event: Event::Text(msg), language: None },
+            common::now(),
+            &mut Collect::default(),
+        )
+        .await;
     }
     assert!(store.session_count().await.expect("count") >= 1);
     let stored = String::from_utf8_lossy(&db.everything(&store).await).to_lowercase();
@@ -224,7 +235,9 @@ async fn canaries_never_reach_the_database_or_the_logs(kind: &str) {
     assert!(logged.contains("log capture is working"));
     let logged = logged.to_lowercase();
     // Tokens long and odd enough never to occur by chance (a logged duration can hold "5512").
-    for canary in ["canary", "brenda", "hospital.example", "778899001122", "nurse-5512", "bed 14", "morirme", "kill myself"] {
+    for canary in
+        ["canary", "brenda", "hospital.example", "778899001122", "nurse-5512", "bed 14", "morirme", "kill myself"]
+    {
         assert!(!stored.contains(canary), "`{canary}` found in the {kind} database");
         assert!(!logged.contains(canary), "`{canary}` found in the logs:\n{logged}");
     }
@@ -243,16 +256,33 @@ async fn a_failed_store_still_sends_crisis_replies(kind: &str) {
     let ring = common::peppers();
     let who = ring.pseudonyms("test", "u");
     let mut sink = Collect::default();
-    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("i want to kill myself"), language: None }, common::now(), &mut sink).await;
+    let h = bot
+        .handle(
+            Inbound { who: &who, event_key: None, event: Event::Text("i want to kill myself"), language: None },
+            common::now(),
+            &mut sink,
+        )
+        .await;
     assert_eq!(h, Handled::StoreFailed);
     assert_eq!(sink.replies.first().map(|r| r.kind), Some(ReplyKind::CrisisContacts));
     assert!(sink.text().contains("988"));
     let mut sink = Collect::default();
-    bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("quiero matarme"), language: None }, common::now(), &mut sink).await;
+    bot.handle(
+        Inbound { who: &who, event_key: None, event: Event::Text("quiero matarme"), language: None },
+        common::now(),
+        &mut sink,
+    )
+    .await;
     assert_eq!(sink.replies.first().map(|r| r.kind), Some(ReplyKind::CrisisContacts));
     assert!(sink.text().contains("AYUDA"), "Spanish contacts for a Spanish message:\n{}", sink.text());
     let mut sink = Collect::default();
-    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("hi"), language: None }, common::now(), &mut sink).await;
+    let h = bot
+        .handle(
+            Inbound { who: &who, event_key: None, event: Event::Text("hi"), language: None },
+            common::now(),
+            &mut sink,
+        )
+        .await;
     assert_eq!(h, Handled::StoreFailed);
     assert!(sink.text().contains("try again in a few minutes"), "{}", sink.text());
     db.cleanup().await;
@@ -283,7 +313,10 @@ both!(
 #[tokio::test]
 async fn a_missing_directory_is_a_clear_error() {
     let e = Store::open(&Location::Sqlite("/no/such/dir/peerline.db".into())).await.expect_err("fails");
-    assert_eq!(e.to_string(), "cannot open the database /no/such/dir/peerline.db: the directory /no/such/dir does not exist");
+    assert_eq!(
+        e.to_string(),
+        "cannot open the database /no/such/dir/peerline.db: the directory /no/such/dir does not exist"
+    );
 }
 
 #[tokio::test]
@@ -304,16 +337,33 @@ async fn a_locked_database_gives_a_clear_message_and_crisis_replies_still_go_out
     let ring = common::peppers();
     let who = ring.pseudonyms("test", "u");
     let mut sink = Collect::default();
-    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("hello"), language: None }, common::now(), &mut sink).await;
+    let h = bot
+        .handle(
+            Inbound { who: &who, event_key: None, event: Event::Text("hello"), language: None },
+            common::now(),
+            &mut sink,
+        )
+        .await;
     assert_eq!(h, Handled::StoreFailed);
     assert!(sink.text().contains("try again"), "{}", sink.text());
     let mut sink = Collect::default();
-    bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("i am going to end my life"), language: None }, common::now(), &mut sink).await;
+    bot.handle(
+        Inbound { who: &who, event_key: None, event: Event::Text("i am going to end my life"), language: None },
+        common::now(),
+        &mut sink,
+    )
+    .await;
     assert_eq!(sink.replies.first().map(|r| r.kind), Some(ReplyKind::CrisisContacts));
     // The lock goes away; the bot carries on.
     sqlx::raw_sql("ROLLBACK").execute(&mut other).await.expect("unlock");
     let mut sink = Collect::default();
-    let h = bot.handle(Inbound { who: &who, event_key: None, event: Event::Text("hello"), language: None }, common::now(), &mut sink).await;
+    let h = bot
+        .handle(
+            Inbound { who: &who, event_key: None, event: Event::Text("hello"), language: None },
+            common::now(),
+            &mut sink,
+        )
+        .await;
     assert!(matches!(h, Handled::Replied { .. }), "{h:?}");
     store.close().await;
 }
@@ -383,7 +433,9 @@ async fn a_full_disk_gives_a_clear_message_and_loses_no_earlier_state() {
 
 #[tokio::test]
 async fn postgres_that_is_down_is_a_clear_error() {
-    let e = Store::open(&Location::Postgres("postgres://bot:hunter2@127.0.0.1:1/peerline".into())).await.expect_err("fails");
+    let e = Store::open(&Location::Postgres("postgres://bot:hunter2@127.0.0.1:1/peerline".into()))
+        .await
+        .expect_err("fails");
     let msg = e.to_string();
     assert!(msg.starts_with("cannot open the database postgres://bot:***@127.0.0.1:1/peerline"), "{msg}");
     assert!(!msg.contains("hunter2"));
@@ -402,7 +454,13 @@ async fn postgres_restarting_under_the_bot_recovers() {
         let who = &who;
         async move {
             let mut sink = Collect::default();
-            let h = bot.handle(Inbound { who, event_key: None, event: Event::Text(text), language: None }, common::now(), &mut sink).await;
+            let h = bot
+                .handle(
+                    Inbound { who, event_key: None, event: Event::Text(text), language: None },
+                    common::now(),
+                    &mut sink,
+                )
+                .await;
             (h, sink)
         }
     };

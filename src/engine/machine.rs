@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::flow::expr::VarValue;
-use crate::flow::model::{Action, Bundle, Command, Flow, Localized, RouteSeverity, Then, TextKey};
+use crate::flow::model::{Action, Bundle, Command, Flow, Localized, RouteSeverity, TextKey, Then};
 use crate::routing::Need;
 use crate::text::fold;
 
@@ -97,16 +97,18 @@ impl<'b> Machine<'b> {
             Event::Text(t) => Some(t),
             _ => None,
         };
-        if let Some(t) = text {
+        // Folded once: commands, language names and answers all compare folded text.
+        let folded = text.map(fold);
+        if let (Some(t), Some(f)) = (text, &folded) {
             if t.chars().count() > self.b.settings.max_message_chars {
                 self.say_key(TextKey::TooLong);
                 return self.resume_or_start(fresh);
             }
-            if let Some(cmd) = self.command(t) {
+            if let Some(cmd) = self.command(f) {
                 return self.run_command(cmd, fresh);
             }
-            if let Some(lang) = self.language_word(t) {
-                return self.switch_language(lang, fresh);
+            if let Some(lang) = self.b.settings.language_index.get(f) {
+                return self.switch_language(lang.clone(), fresh);
             }
         }
         if fresh {
@@ -124,35 +126,24 @@ impl<'b> Machine<'b> {
                 self.say_key(TextKey::EmptyMessage);
                 self.present_current();
             }
-            _ => self.answer(input.event),
+            _ => self.answer(input.event, folded.as_deref().unwrap_or("")),
         }
     }
 
     // ------------------------------------------------------------ commands
 
-    fn command(&self, text: &str) -> Option<Command> {
-        let folded = fold(text);
-        if folded.is_empty() {
-            return None;
-        }
-        let cmds = &self.b.settings.commands;
-        // The worker's own language first, then any language the bot offers.
-        let in_lang = |lang: &Lang| {
-            Command::ALL
-                .into_iter()
-                .find(|c| cmds.get(c).and_then(|m| m.get(lang)).is_some_and(|ws| ws.contains(&folded)))
-        };
-        in_lang(self.lang()).or_else(|| self.b.settings.languages.iter().find_map(in_lang))
-    }
-
-    fn language_word(&self, text: &str) -> Option<Lang> {
-        let folded = fold(text);
-        self.b
-            .settings
-            .language_names
-            .iter()
-            .find(|(_, (_, words))| words.contains(&folded))
-            .map(|(l, _)| l.clone())
+    /// The command a whole (folded) message names: in the worker's own language first,
+    /// then in any language the bot offers, in the order the bot lists them.
+    fn command(&self, folded: &str) -> Option<Command> {
+        let hits = self.b.settings.command_index.get(folded)?;
+        let mine = hits.iter().filter(|(l, _)| l == self.lang()).map(|(_, c)| *c).min();
+        mine.or_else(|| {
+            self.b
+                .settings
+                .languages
+                .iter()
+                .find_map(|lang| hits.iter().filter(|(l, _)| l == lang).map(|(_, c)| *c).min())
+        })
     }
 
     fn run_command(&mut self, cmd: Command, fresh: bool) {
@@ -304,7 +295,7 @@ impl<'b> Machine<'b> {
         Some((flow, flow.step_index(&top.step)?))
     }
 
-    fn answer(&mut self, event: Event) {
+    fn answer(&mut self, event: Event, folded: &str) {
         let Some((flow, idx)) = self.current() else {
             // The flow changed under this session (a reload removed its step): start again.
             self.s.stack.clear();
@@ -313,7 +304,7 @@ impl<'b> Machine<'b> {
         let step = &flow.steps[idx];
         let matched = match (&step.action, event) {
             (Action::Ask(ask), Event::Choice(i)) if i < ask.choices.len() => Answer::Choice(i),
-            (Action::Ask(ask), Event::Text(t)) => match self.match_choice(ask, t) {
+            (Action::Ask(ask), Event::Text(_)) => match self.match_choice(ask, folded) {
                 Some(i) => Answer::Choice(i),
                 None => Answer::Unmatched,
             },
@@ -378,8 +369,7 @@ impl<'b> Machine<'b> {
         }
     }
 
-    fn match_choice(&self, ask: &crate::flow::model::Ask, text: &str) -> Option<usize> {
-        let folded = fold(text);
+    fn match_choice(&self, ask: &crate::flow::model::Ask, folded: &str) -> Option<usize> {
         if folded.is_empty() {
             return None;
         }
@@ -387,9 +377,10 @@ impl<'b> Machine<'b> {
             return n.checked_sub(1).filter(|i| *i < ask.choices.len());
         }
         let hit = |lang: &Lang| {
-            ask.choices.iter().position(|c| c.match_keys.get(lang).is_some_and(|ks| ks.contains(&folded)))
+            ask.choices.iter().position(|c| c.match_keys.get(lang).is_some_and(|ks| ks.iter().any(|k| k == folded)))
         };
-        hit(self.lang()).or_else(|| ask.choices.iter().position(|c| c.match_keys.values().flatten().any(|k| *k == folded)))
+        hit(self.lang())
+            .or_else(|| ask.choices.iter().position(|c| c.match_keys.values().flatten().any(|k| k == folded)))
     }
 
     fn remember(&mut self) {
@@ -508,10 +499,12 @@ impl<'b> Machine<'b> {
                     self.mark_waiting();
                     return;
                 }
-                Action::Branch(arms) => match arms.iter().find(|a| a.when.as_ref().is_none_or(|c| c.eval(&self.s.vars))) {
-                    Some(arm) => self.goto(&arm.goto),
-                    None => self.advance(flow, idx),
-                },
+                Action::Branch(arms) => {
+                    match arms.iter().find(|a| a.when.as_ref().is_none_or(|c| c.eval(&self.s.vars))) {
+                        Some(arm) => self.goto(&arm.goto),
+                        None => self.advance(flow, idx),
+                    }
+                }
                 Action::Set(pairs) => {
                     for (k, e) in pairs {
                         let v = e.eval(&self.s.vars);
@@ -602,7 +595,8 @@ impl<'b> Machine<'b> {
             }
             return self.crisis_contacts();
         }
-        let need = Need { lang: &self.s.lang, severity, role: self.role(), kinds: &r.kinds, now: self.now, limit: r.limit };
+        let need =
+            Need { lang: &self.s.lang, severity, role: self.role(), kinds: &r.kinds, now: self.now, limit: r.limit };
         let mut sel = self.b.directory.select(&need);
         // Services named by the flow come first, whatever the severity.
         let named: Vec<(&crate::routing::Service, bool)> = r
@@ -623,7 +617,12 @@ impl<'b> Machine<'b> {
         self.replies.push(reply);
     }
 
-    fn render_services(&mut self, sel: &crate::routing::Selection, intro: Option<&Localized>, kind: ReplyKind) -> Reply {
+    fn render_services(
+        &mut self,
+        sel: &crate::routing::Selection,
+        intro: Option<&Localized>,
+        kind: ReplyKind,
+    ) -> Reply {
         let mut text = String::new();
         let intro = intro.unwrap_or(self.b.text(TextKey::ServicesIntro));
         text.push_str(&self.t(intro));

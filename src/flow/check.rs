@@ -35,14 +35,16 @@ fn settings_refs(bundle: &Bundle, diags: &mut Vec<Diagnostic>) {
         }
     }
     if !bundle.directory.services.iter().any(|s| s.kind == crate::routing::ServiceKind::CrisisLine) {
-        cx.error(Pos::new(1, 1), "the services directory has no crisis line", Some("crisis replies need at least one `kind: crisis_line` service".into()));
+        cx.error(
+            Pos::new(1, 1),
+            "the services directory has no crisis line",
+            Some("crisis replies need at least one `kind: crisis_line` service".into()),
+        );
     }
     for lang in &s.languages {
-        let has_line = bundle
-            .directory
-            .services
-            .iter()
-            .any(|svc| svc.kind == crate::routing::ServiceKind::CrisisLine && (svc.languages.contains(lang) || svc.interpreters));
+        let has_line = bundle.directory.services.iter().any(|svc| {
+            svc.kind == crate::routing::ServiceKind::CrisisLine && (svc.languages.contains(lang) || svc.interpreters)
+        });
         if !has_line {
             cx.warn(Pos::new(1, 1), format!("no crisis line speaks `{lang}` or offers interpreters"), None);
         }
@@ -53,7 +55,9 @@ fn flow_hint(bundle: &Bundle, id: &str) -> Option<String> {
     Some(
         did_you_mean(id, bundle.flows.keys().map(String::as_str))
             .map(|s| format!("did you mean `{s}`?"))
-            .unwrap_or_else(|| format!("flows defined: {}", bundle.flows.keys().cloned().collect::<Vec<_>>().join(", "))),
+            .unwrap_or_else(|| {
+                format!("flows defined: {}", bundle.flows.keys().cloned().collect::<Vec<_>>().join(", "))
+            }),
     )
 }
 
@@ -61,7 +65,13 @@ fn step_hint(flow: &Flow, id: &str) -> Option<String> {
     Some(
         did_you_mean(id, flow.steps.iter().map(|s| s.id.as_str()))
             .map(|s| format!("did you mean `{s}`?"))
-            .unwrap_or_else(|| format!("steps in `{}`: {}", flow.id, flow.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "))),
+            .unwrap_or_else(|| {
+                format!(
+                    "steps in `{}`: {}",
+                    flow.id,
+                    flow.steps.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            }),
     )
 }
 
@@ -93,13 +103,22 @@ fn references(cx: &mut Ctx, flow: &Flow, bundle: &Bundle) {
                     }
                 }
                 if ask.choices.is_empty() && ask.answer_set.is_none() {
-                    cx.error(step.pos, format!("step `{}` asks a question with no choices", step.id), Some("add `choices:` or use `ask_text:` for a free answer".into()));
+                    cx.error(
+                        step.pos,
+                        format!("step `{}` asks a question with no choices", step.id),
+                        Some("add `choices:` or use `ask_text:` for a free answer".into()),
+                    );
                 }
             }
             Action::Band(b) => {
                 if !bundle.bands.contains_key(&b.table) {
-                    let hint = did_you_mean(&b.table, bundle.bands.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
-                    cx.error(step.pos, format!("no band table `{}`", b.table), hint.or(Some("define it in bands.yaml".into())));
+                    let hint = did_you_mean(&b.table, bundle.bands.keys().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"));
+                    cx.error(
+                        step.pos,
+                        format!("no band table `{}`", b.table),
+                        hint.or(Some("define it in bands.yaml".into())),
+                    );
                 }
             }
             Action::Route(r) => {
@@ -177,7 +196,11 @@ fn graph(cx: &mut Ctx, flow: &Flow) {
     }
     for (i, step) in flow.steps.iter().enumerate() {
         if !reached[i] {
-            cx.error(step.pos, format!("step `{}` can never be reached", step.id), Some("jump to it with `goto`/`next`, or remove it".into()));
+            cx.error(
+                step.pos,
+                format!("step `{}` can never be reached", step.id),
+                Some("jump to it with `goto`/`next`, or remove it".into()),
+            );
         }
     }
     // Can reach an ending: reverse reachability from steps that leave the flow.
@@ -194,7 +217,11 @@ fn graph(cx: &mut Ctx, flow: &Flow) {
     }
     for (i, step) in flow.steps.iter().enumerate() {
         if reached[i] && !can_end[i] {
-            cx.error(step.pos, format!("from step `{}` the flow can never reach an end", step.id), Some("every path needs an `end`, a `start` of another flow, or to run off the last step".into()));
+            cx.error(
+                step.pos,
+                format!("from step `{}` the flow can never reach an end", step.id),
+                Some("every path needs an `end`, a `start` of another flow, or to run off the last step".into()),
+            );
         }
     }
     // A loop with no question in it would spin without waiting for the worker.
@@ -220,7 +247,11 @@ fn graph(cx: &mut Ctx, flow: &Flow) {
             let mut found = None;
             dfs(i, flow, &succ, &mut state, &mut found);
             if let Some(j) = found {
-                cx.error(flow.steps[j].pos, format!("steps loop back to `{}` without asking anything", flow.steps[j].id), Some("a loop must pass through an `ask` so the worker can leave it".into()));
+                cx.error(
+                    flow.steps[j].pos,
+                    format!("steps loop back to `{}` without asking anything", flow.steps[j].id),
+                    Some("a loop must pass through an `ask` so the worker can leave it".into()),
+                );
             }
         }
     }
@@ -251,10 +282,21 @@ fn band_ranges(cx: &mut Ctx, flow: &Flow, bundle: &Bundle) {
         match ranges.get(b.score.as_str()) {
             Some(&(lo, hi)) => {
                 if lo < table.min || hi > table.max {
-                    cx.error(step.pos, format!("`{}` can range {lo}..{hi} in this flow but band table `{}` covers {}..{}", b.score, table.id, table.min, table.max), Some("fix the table's `range` or the choices' scores".into()));
+                    cx.error(
+                        step.pos,
+                        format!(
+                            "`{}` can range {lo}..{hi} in this flow but band table `{}` covers {}..{}",
+                            b.score, table.id, table.min, table.max
+                        ),
+                        Some("fix the table's `range` or the choices' scores".into()),
+                    );
                 }
             }
-            None => cx.warn(step.pos, format!("no question in flow `{}` adds to `{}`", flow.id, b.score), Some("add `score: <variable>` to the questions".into())),
+            None => cx.warn(
+                step.pos,
+                format!("no question in flow `{}` adds to `{}`", flow.id, b.score),
+                Some("add `score: <variable>` to the questions".into()),
+            ),
         }
     }
 }
@@ -269,18 +311,37 @@ fn band_coverage(cx: &mut Ctx, table: &BandTable) {
     let mut expect = table.min;
     for (i, b) in bands.iter().enumerate() {
         if b.from > expect {
-            cx.error(b.pos, format!("band table `{}` has a gap: {}..{} is in no band", table.id, expect, b.from - 1), Some("make each band's `from` one more than the previous `to`".into()));
+            cx.error(
+                b.pos,
+                format!("band table `{}` has a gap: {}..{} is in no band", table.id, expect, b.from - 1),
+                Some("make each band's `from` one more than the previous `to`".into()),
+            );
         }
         if i > 0 && b.from < expect {
-            cx.error(b.pos, format!("band `{}` overlaps the band before it ({}..{})", b.id, b.from, (expect - 1).min(b.to)), Some("bands must not share scores".into()));
+            cx.error(
+                b.pos,
+                format!("band `{}` overlaps the band before it ({}..{})", b.id, b.from, (expect - 1).min(b.to)),
+                Some("bands must not share scores".into()),
+            );
         }
         if b.from < table.min || b.to > table.max {
-            cx.error(b.pos, format!("band `{}` ({}..{}) lies outside the table's range {}..{}", b.id, b.from, b.to, table.min, table.max), None);
+            cx.error(
+                b.pos,
+                format!(
+                    "band `{}` ({}..{}) lies outside the table's range {}..{}",
+                    b.id, b.from, b.to, table.min, table.max
+                ),
+                None,
+            );
         }
         expect = expect.max(b.to + 1);
     }
     if expect <= table.max {
-        cx.error(table.pos, format!("band table `{}` has a gap: {}..{} is in no band", table.id, expect, table.max), None);
+        cx.error(
+            table.pos,
+            format!("band table `{}` has a gap: {}..{} is in no band", table.id, expect, table.max),
+            None,
+        );
     }
 }
 
@@ -329,7 +390,11 @@ fn used_vars(cx: &mut Ctx, flow: &Flow, set: &BTreeSet<String>) {
 fn languages(cx: &mut Ctx, flow: &Flow, bundle: &Bundle) {
     for l in &bundle.settings.languages {
         if !flow.languages.contains(l) {
-            cx.warn(flow.pos, format!("flow `{}` is not written in `{l}`, which the bot offers", flow.id), Some(format!("workers using `{l}` will see `{}` text", bundle.settings.default_language)));
+            cx.warn(
+                flow.pos,
+                format!("flow `{}` is not written in `{l}`, which the bot offers", flow.id),
+                Some(format!("workers using `{l}` will see `{}` text", bundle.settings.default_language)),
+            );
         }
     }
 }

@@ -201,8 +201,7 @@ impl<'d> Ctx<'d> {
                 out.texts.insert(Lang::new(&k.name), text);
             }
         }
-        let missing: Vec<&str> =
-            required.iter().filter(|l| !out.texts.contains_key(*l)).map(|l| l.as_str()).collect();
+        let missing: Vec<&str> = required.iter().filter(|l| !out.texts.contains_key(*l)).map(|l| l.as_str()).collect();
         if !missing.is_empty() {
             self.error(
                 node.pos,
@@ -302,35 +301,36 @@ pub fn settings(cx: &mut Ctx, root: &Node) -> Option<Settings> {
 
     let mut language_names = BTreeMap::new();
     if let Some(node) = cx.require(&f, "language_names", "bot settings")
-        && let Some(lf) = cx.map(node, "`language_names`", &[]) {
-            for key in lf.keys() {
-                let lang = Lang::new(&key.name);
-                if !languages.contains(&lang) {
-                    cx.error(key.pos, format!("`{}` is not one of the bot's languages", key.name), None);
-                    continue;
-                }
-                let Some(v) = lf.get(&key.name) else { continue };
-                let Some(entry) = cx.map(v, "a language name", &["name", "words"]) else { continue };
-                let name = cx.require(&entry, "name", "a language name").and_then(|n| cx.string(n, "`name`"));
-                let words = entry
-                    .get("words")
-                    .map(|n| match &n.value {
-                        Value::Seq(items) => items.iter().filter_map(|i| cx.string(i, "`words`")).collect(),
-                        _ => cx.string(n, "`words`").into_iter().collect::<Vec<_>>(),
-                    })
-                    .unwrap_or_default();
-                let mut folded: Vec<String> = words.iter().map(|w| fold(w)).collect();
-                if let Some(n) = &name {
-                    folded.push(fold(n));
-                }
-                language_names.insert(lang, (name.unwrap_or_default(), folded));
+        && let Some(lf) = cx.map(node, "`language_names`", &[])
+    {
+        for key in lf.keys() {
+            let lang = Lang::new(&key.name);
+            if !languages.contains(&lang) {
+                cx.error(key.pos, format!("`{}` is not one of the bot's languages", key.name), None);
+                continue;
             }
-            for l in &languages {
-                if !language_names.contains_key(l) {
-                    cx.error(lf.pos, format!("`language_names` has no entry for `{l}`"), None);
-                }
+            let Some(v) = lf.get(&key.name) else { continue };
+            let Some(entry) = cx.map(v, "a language name", &["name", "words"]) else { continue };
+            let name = cx.require(&entry, "name", "a language name").and_then(|n| cx.string(n, "`name`"));
+            let words = entry
+                .get("words")
+                .map(|n| match &n.value {
+                    Value::Seq(items) => items.iter().filter_map(|i| cx.string(i, "`words`")).collect(),
+                    _ => cx.string(n, "`words`").into_iter().collect::<Vec<_>>(),
+                })
+                .unwrap_or_default();
+            let mut folded: Vec<String> = words.iter().map(|w| fold(w)).collect();
+            if let Some(n) = &name {
+                folded.push(fold(n));
+            }
+            language_names.insert(lang, (name.unwrap_or_default(), folded));
+        }
+        for l in &languages {
+            if !language_names.contains_key(l) {
+                cx.error(lf.pos, format!("`language_names` has no entry for `{l}`"), None);
             }
         }
+    }
 
     let mut texts = BTreeMap::new();
     if let Some(node) = cx.require(&f, "texts", "bot settings") {
@@ -355,9 +355,25 @@ pub fn settings(cx: &mut Ctx, root: &Node) -> Option<Settings> {
         .map(|n| n.clamp(1, 1 << 20) as usize)
         .unwrap_or(4000);
 
+    let mut command_index: HashMap<String, Vec<(Lang, Command)>> = HashMap::new();
+    for (cmd, by_lang) in &commands {
+        for (lang, words) in by_lang {
+            for w in words {
+                command_index.entry(w.clone()).or_default().push((lang.clone(), *cmd));
+            }
+        }
+    }
+    let mut language_index = HashMap::new();
+    for (lang, (_, words)) in &language_names {
+        for w in words {
+            language_index.entry(w.clone()).or_insert_with(|| lang.clone());
+        }
+    }
     Some(Settings {
         languages,
         default_language,
+        command_index,
+        language_index,
         entry,
         menu,
         crisis,
@@ -549,7 +565,8 @@ pub fn directory(cx: &mut Ctx, root: &Node, langs: &[Lang]) -> Directory {
         }
         let name = cx.require(&sf, "name", "a service").and_then(|n| cx.localized(n, "service name", langs));
         let kind = cx.require(&sf, "kind", "a service").and_then(|n| service_kind(cx, n));
-        let languages = cx.require(&sf, "languages", "a service").map(|n| cx.langs(n, "`languages`")).unwrap_or_default();
+        let languages =
+            cx.require(&sf, "languages", "a service").map(|n| cx.langs(n, "`languages`")).unwrap_or_default();
         let interpreters = sf.get("interpreters").and_then(|n| cx.bool(n, "`interpreters`")).unwrap_or(false);
         let severities = match sf.get("severities") {
             Some(n) => severities(cx, n),
@@ -564,7 +581,10 @@ pub fn directory(cx: &mut Ctx, root: &Node, langs: &[Lang]) -> Directory {
         let note = sf.get("note").and_then(|n| cx.localized(n, "service note", langs));
         let url = sf.get("url").and_then(|n| cx.string(n, "`url`"));
         if let (Some(u), Some(n)) = (&url, sf.get("url"))
-            && !(u.starts_with("https://") || u.starts_with("http://") || u.starts_with("tel:") || u.starts_with("sms:"))
+            && !(u.starts_with("https://")
+                || u.starts_with("http://")
+                || u.starts_with("tel:")
+                || u.starts_with("sms:"))
         {
             cx.error(n.pos, format!("`{u}` is not a link"), Some("start it with https://, tel: or sms:".into()));
         }
@@ -631,7 +651,11 @@ fn hours(cx: &mut Ctx, node: &Node, langs: &[Lang]) -> Option<Hours> {
     let tz = match jiff::tz::TimeZone::get(&tz_name) {
         Ok(tz) => Some(tz),
         Err(_) => {
-            cx.error(tz_node.pos, format!("unknown time zone `{tz_name}`"), Some("use an IANA name such as `America/New_York`".into()));
+            cx.error(
+                tz_node.pos,
+                format!("unknown time zone `{tz_name}`"),
+                Some("use an IANA name such as `America/New_York`".into()),
+            );
             None
         }
     };
@@ -640,7 +664,11 @@ fn hours(cx: &mut Ctx, node: &Node, langs: &[Lang]) -> Option<Hours> {
         let Some(text) = cx.string(w, "an opening window") else { continue };
         match parse_window(&text) {
             Ok(win) => windows.push(win),
-            Err(msg) => cx.error(w.pos, format!("cannot read opening hours `{text}`: {msg}"), Some("e.g. `mon-fri 08:00-17:30` or `sat,sun 20:00-01:00`".into())),
+            Err(msg) => cx.error(
+                w.pos,
+                format!("cannot read opening hours `{text}`: {msg}"),
+                Some("e.g. `mon-fri 08:00-17:30` or `sat,sun 20:00-01:00`".into()),
+            ),
         }
     }
     let say = cx.require(&f, "say", "`hours`").and_then(|n| cx.localized(n, "hours text", langs));
@@ -670,7 +698,10 @@ pub fn parse_window(text: &str) -> Result<Window, String> {
     let (from, to) = times.trim().split_once('-').ok_or("expected a time range like 08:00-17:00")?;
     let minutes = |t: &str| -> Result<u16, String> {
         let (h, m) = t.trim().split_once(':').ok_or(format!("`{t}` is not HH:MM"))?;
-        let (h, m): (u16, u16) = (h.parse().map_err(|_| format!("`{t}` is not HH:MM"))?, m.parse().map_err(|_| format!("`{t}` is not HH:MM"))?);
+        let (h, m): (u16, u16) = (
+            h.parse().map_err(|_| format!("`{t}` is not HH:MM"))?,
+            m.parse().map_err(|_| format!("`{t}` is not HH:MM"))?,
+        );
         if h > 24 || m > 59 || (h == 24 && m > 0) {
             return Err(format!("`{t}` is not a time of day"));
         }
@@ -686,9 +717,12 @@ pub fn parse_window(text: &str) -> Result<Window, String> {
 // ---------------------------------------------------------------- flow files
 
 pub const FLOW_KEYS: &[&str] = &["id", "title", "languages", "steps"];
-pub const ACTION_KEYS: &[&str] = &["say", "ask", "ask_text", "branch", "set", "band", "route", "goto", "start", "call", "end"];
-pub const STEP_KEYS: &[&str] =
-    &["id", "next", "say", "ask", "choices", "score", "ask_text", "branch", "set", "band", "route", "goto", "start", "call", "end"];
+pub const ACTION_KEYS: &[&str] =
+    &["say", "ask", "ask_text", "branch", "set", "band", "route", "goto", "start", "call", "end"];
+pub const STEP_KEYS: &[&str] = &[
+    "id", "next", "say", "ask", "choices", "score", "ask_text", "branch", "set", "band", "route", "goto", "start",
+    "call", "end",
+];
 
 pub fn flow(cx: &mut Ctx, root: &Node, answers: &BTreeMap<String, (Vec<Choice>, Pos)>) -> Option<Flow> {
     let f = cx.map(root, "a flow", FLOW_KEYS)?;
@@ -705,7 +739,11 @@ pub fn flow(cx: &mut Ctx, root: &Node, answers: &BTreeMap<String, (Vec<Choice>, 
         for (i, item) in items.iter().enumerate() {
             if let Some(step) = step(cx, item, i, &languages, answers) {
                 if index.insert(step.id.clone(), steps.len()).is_some() {
-                    cx.error(step.pos, format!("step id `{}` is used twice in flow `{flow_id}`", step.id), Some("give each step its own id".into()));
+                    cx.error(
+                        step.pos,
+                        format!("step id `{}` is used twice in flow `{flow_id}`", step.id),
+                        Some("give each step its own id".into()),
+                    );
                 }
                 steps.push(step);
             }
@@ -742,14 +780,21 @@ fn step(
         [] => {
             // An unknown key was already reported (probably the misspelt action): say it once.
             if f.keys().all(|k| STEP_KEYS.contains(&k.name.as_str())) {
-                cx.error(f.pos, format!("step `{id}` does nothing"), Some(format!("give it one of: {}", ACTION_KEYS.join(", "))));
+                cx.error(
+                    f.pos,
+                    format!("step `{id}` does nothing"),
+                    Some(format!("give it one of: {}", ACTION_KEYS.join(", "))),
+                );
             }
             return None;
         }
         [_, second, ..] => {
             cx.error(
                 second.pos,
-                format!("step `{id}` has more than one action ({})", actions.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "step `{id}` has more than one action ({})",
+                    actions.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
                 Some("split it into one step per action".into()),
             );
             return None;
@@ -790,7 +835,11 @@ fn step(
                 cx.error(f.pos, format!("step `{id}` offers no choices"), None);
             }
             if choices.len() > 25 {
-                cx.warn(f.pos, format!("step `{id}` offers {} choices", choices.len()), Some("more than 25 cannot be buttons on Discord; they show as a numbered list".into()));
+                cx.warn(
+                    f.pos,
+                    format!("step `{id}` offers {} choices", choices.len()),
+                    Some("more than 25 cannot be buttons on Discord; they show as a numbered list".into()),
+                );
             }
             let score = f.get("score").map(|s| cx.idents(s, "score variable")).unwrap_or_default();
             Action::Ask(Ask { text: text?, choices, score, answer_set })
@@ -805,13 +854,21 @@ fn step(
                     match expr::parse_cond(&src) {
                         Ok(c) => Some(c),
                         Err(e) => {
-                            cx.error(Pos::new(w.pos.line, w.pos.col + e.col - 1), format!("in `when: {src}`: {}", e.message), Some("e.g. `when: phq2 >= 3 and gad2 < 3`".into()));
+                            cx.error(
+                                Pos::new(w.pos.line, w.pos.col + e.col - 1),
+                                format!("in `when: {src}`: {}", e.message),
+                                Some("e.g. `when: phq2 >= 3 and gad2 < 3`".into()),
+                            );
                             None
                         }
                     }
                 });
                 if af.get("when").is_none() && i + 1 != items.len() {
-                    cx.error(item.pos, "a branch without `when` always matches, so the ones after it never run", Some("put it last".into()));
+                    cx.error(
+                        item.pos,
+                        "a branch without `when` always matches, so the ones after it never run",
+                        Some("put it last".into()),
+                    );
                 }
                 if let Some(goto) = cx.require(&af, "goto", "a branch").and_then(|g| cx.ident(g, "`goto`")) {
                     arms.push(Arm { when, goto, pos: item.pos });
@@ -830,7 +887,11 @@ fn step(
                 };
                 match expr::parse_expr(&src) {
                     Ok(e) => out.push((key.name.clone(), e)),
-                    Err(e) => cx.error(Pos::new(v.pos.line, v.pos.col + e.col - 1), format!("in `{}: {src}`: {}", key.name, e.message), Some("e.g. `who5_percent: who5 * 4`".into())),
+                    Err(e) => cx.error(
+                        Pos::new(v.pos.line, v.pos.col + e.col - 1),
+                        format!("in `{}: {src}`: {}", key.name, e.message),
+                        Some("e.g. `who5_percent: who5 * 4`".into()),
+                    ),
                 }
             }
             Action::Set(out)
@@ -854,7 +915,14 @@ fn step(
                     } else if let Some(sev) = Severity::parse(&text) {
                         RouteSeverity::Fixed(sev)
                     } else {
-                        cx.error(s.pos, format!("unknown severity `{text}`"), Some("`band` (the last band reached) or one of minimal, mild, moderate, severe, crisis".into()));
+                        cx.error(
+                            s.pos,
+                            format!("unknown severity `{text}`"),
+                            Some(
+                                "`band` (the last band reached) or one of minimal, mild, moderate, severe, crisis"
+                                    .into(),
+                            ),
+                        );
                         RouteSeverity::FromBand
                     }
                 }
@@ -867,7 +935,8 @@ fn step(
                 None => vec![],
             };
             let services = rf.get("services").map(|s| cx.idents(s, "service id")).unwrap_or_default();
-            let limit = rf.get("limit").and_then(|l| cx.int(l, "`limit`")).map(|l| l.clamp(1, 25) as usize).unwrap_or(4);
+            let limit =
+                rf.get("limit").and_then(|l| cx.int(l, "`limit`")).map(|l| l.clamp(1, 25) as usize).unwrap_or(4);
             let intro = rf.get("intro").and_then(|i| cx.localized(i, "route intro", langs));
             Action::Route(Route { severity, kinds, services, limit, intro })
         }

@@ -85,7 +85,10 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, LoadError> {
     let required = |diags: &mut Vec<Diagnostic>, name: &str, what: &str| -> Option<(String, Node)> {
         let path = special(name);
         if !path.exists() {
-            diags.push(Diagnostic::error(&path, Pos::UNKNOWN, format!("missing {what}")).with_hint(format!("create `{name}` in the flows directory")));
+            diags.push(
+                Diagnostic::error(&path, Pos::UNKNOWN, format!("missing {what}"))
+                    .with_hint(format!("create `{name}` in the flows directory")),
+            );
             return None;
         }
         read(&path, diags)
@@ -129,7 +132,10 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, LoadError> {
                 }
             }
         } else {
-            diags.push(Diagnostic::error(&path, Pos::UNKNOWN, "missing the crisis lexicon").with_hint("crisis detection cannot run without `lexicon.yaml`"));
+            diags.push(
+                Diagnostic::error(&path, Pos::UNKNOWN, "missing the crisis lexicon")
+                    .with_hint("crisis detection cannot run without `lexicon.yaml`"),
+            );
             None
         }
     };
@@ -143,7 +149,11 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, LoadError> {
         let Some((_, root)) = read(path, &mut diags) else { continue };
         let mut cx = Ctx::new(path, &mut diags);
         if let Some(tests) = root.get("tests") {
-            cx.error(tests.pos, "this is a conversation test file, not a flow", Some("keep tests outside the flows directory, e.g. in tests/flows/".into()));
+            cx.error(
+                tests.pos,
+                "this is a conversation test file, not a flow",
+                Some("keep tests outside the flows directory, e.g. in tests/flows/".into()),
+            );
             continue;
         }
         if let Some(flow) = decode::flow(&mut cx, &root, &answers) {

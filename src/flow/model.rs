@@ -191,6 +191,10 @@ pub struct Settings {
     pub concern: String,
     /// Folded command words per command and language.
     pub commands: BTreeMap<Command, BTreeMap<Lang, Vec<String>>>,
+    /// The same words indexed for lookup: folded word → the commands it names, per language.
+    pub command_index: HashMap<String, Vec<(Lang, Command)>>,
+    /// Folded language names and words → the language they switch to.
+    pub language_index: HashMap<String, Lang>,
     /// Per offered language: its own name (shown in the chooser) and folded words that switch to it.
     pub language_names: BTreeMap<Lang, (String, Vec<String>)>,
     pub texts: BTreeMap<TextKey, Localized>,

@@ -82,10 +82,7 @@ pub fn parse(source: &str) -> Result<Node, (Pos, String)> {
     match serde_saphyr::from_str_with_options::<Spanned<SpannedValue>>(source, options) {
         Ok(root) => Ok(into_node(root)),
         Err(err) => {
-            let pos = err
-                .location()
-                .map(|l| Pos::new(l.line() as u32, l.column() as u32))
-                .unwrap_or(Pos::new(1, 1));
+            let pos = err.location().map(|l| Pos::new(l.line() as u32, l.column() as u32)).unwrap_or(Pos::new(1, 1));
             Err((pos, first_line(&err.to_string())))
         }
     }
@@ -109,10 +106,8 @@ fn into_node(s: Spanned<SpannedValue>) -> Node {
             entries
                 .into_iter()
                 .map(|(k, v)| {
-                    let key = Key {
-                        name: k.value,
-                        pos: Pos::new(k.referenced.line() as u32, k.referenced.column() as u32),
-                    };
+                    let key =
+                        Key { name: k.value, pos: Pos::new(k.referenced.line() as u32, k.referenced.column() as u32) };
                     (key, into_node(v))
                 })
                 .collect(),

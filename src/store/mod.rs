@@ -207,7 +207,9 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(inner) => StoreError::Migrate(StoreError::from_sqlx(inner).to_string()),
+            sqlx::migrate::MigrateError::Execute(inner) => {
+                StoreError::Migrate(StoreError::from_sqlx(inner).to_string())
+            }
             other => StoreError::Migrate(migrate_kind(&other).into()),
         })
     }
@@ -247,12 +249,14 @@ impl Store {
     pub async fn commit(&self, c: &Commit<'_>) -> Result<Committed, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
         if let Some(key) = c.event_key {
-            let inserted = sqlx::query("INSERT INTO seen_events (event_key, expires_at) VALUES ($1, $2) ON CONFLICT (event_key) DO NOTHING")
-                .bind(key)
-                .bind(c.event_expires_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+            let inserted = sqlx::query(
+                "INSERT INTO seen_events (event_key, expires_at) VALUES ($1, $2) ON CONFLICT (event_key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(c.event_expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_sqlx)?;
             if inserted.rows_affected() == 0 {
                 tx.rollback().await.map_err(StoreError::from_sqlx)?;
                 return Ok(Committed::Duplicate);
@@ -332,7 +336,8 @@ impl Store {
     }
 
     pub async fn session_count(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM sessions").fetch_one(&self.pool).await.map_err(StoreError::from_sqlx)?;
+        let row =
+            sqlx::query("SELECT COUNT(*) FROM sessions").fetch_one(&self.pool).await.map_err(StoreError::from_sqlx)?;
         row.try_get::<i64, _>(0).map_err(StoreError::from_sqlx)
     }
 
@@ -390,10 +395,7 @@ impl Store {
             "SELECT event_key FROM seen_events",
             "SELECT day || ' ' || flow || ' ' || event || ' ' || language || ' ' || detail FROM usage_counts",
         ] {
-            let rows = sqlx::query(sql)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+            let rows = sqlx::query(sql).fetch_all(&self.pool).await.map_err(StoreError::from_sqlx)?;
             for r in rows {
                 out.push_str(&r.try_get::<String, _>(0).map_err(StoreError::from_sqlx)?);
                 out.push('\n');

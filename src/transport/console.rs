@@ -97,8 +97,12 @@ pub async fn run_with_store(
     let tty = interactive();
     if tty {
         writeln!(sink.out, "peerline terminal chat — type a message; Ctrl-D to quit.\n")?;
-        bot.handle(Inbound { who: &who, event_key: None, event: Event::Open, language: opts.lang.clone() }, now(), &mut sink)
-            .await;
+        bot.handle(
+            Inbound { who: &who, event_key: None, event: Event::Open, language: opts.lang.clone() },
+            now(),
+            &mut sink,
+        )
+        .await;
         write!(sink.out, "\n> ")?;
         sink.out.flush()?;
     }

@@ -64,11 +64,7 @@ impl PgDb {
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL is needed for these tests (set PEERLINE_TEST_POSTGRES): {e}"));
-        let name = format!(
-            "peerline_t_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        );
+        let name = format!("peerline_t_{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
         for sql in [format!("DROP DATABASE IF EXISTS {name}"), format!("CREATE DATABASE {name}")] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.expect("create database");
         }
@@ -89,11 +85,13 @@ impl PgDb {
     pub async fn kick_connections(&self) {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.expect("admin");
-        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
-            .bind(&self.name)
-            .execute(&mut conn)
-            .await
-            .expect("terminate");
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&self.name)
+        .execute(&mut conn)
+        .await
+        .expect("terminate");
     }
 }
 
