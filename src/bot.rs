@@ -246,6 +246,21 @@ impl Bot {
     }
 }
 
+/// Forget old pepper versions once no live session uses them (after expiring idle
+/// sessions): rotation then completes without an operator's help.
+pub async fn retire_peppers(
+    store: &Store,
+    source: &crate::privacy::PepperSource,
+    ring: &crate::privacy::PepperRing,
+) -> Result<crate::privacy::PepperRing, String> {
+    let in_use = store.pepper_versions_in_use().await.map_err(|e| e.to_string())?;
+    let (kept, removed) = source.retire(ring, &in_use).map_err(|e| e.to_string())?;
+    if !removed.is_empty() {
+        tracing::info!(versions = ?removed, "retired old pepper versions: no conversation uses them any more");
+    }
+    Ok(kept)
+}
+
 /// What a handled message adds to the usage counters: event kinds, never text.
 pub fn counters(out: &Outcome, lang: &Lang, now: jiff::Timestamp) -> Vec<CounterKey> {
     let day = now.to_zoned(jiff::tz::TimeZone::UTC).date().to_string();

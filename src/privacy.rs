@@ -242,6 +242,22 @@ impl PepperSource {
     }
 }
 
+impl PepperSource {
+    /// Drop older peppers that no live session uses, rewriting the file when the ring
+    /// came from one. Returns the ring to use and the versions removed.
+    pub fn retire(&self, ring: &PepperRing, in_use: &[u32]) -> Result<(PepperRing, Vec<u32>), PepperError> {
+        let unused: Vec<u32> = ring.previous.iter().map(|p| p.version).filter(|v| !in_use.contains(v)).collect();
+        if unused.is_empty() {
+            return Ok((ring.clone(), unused));
+        }
+        let kept = ring.without(&unused);
+        if let PepperSource::File(path) = self {
+            write_private(path, &kept.to_file_text())?;
+        }
+        Ok((kept, unused))
+    }
+}
+
 /// Write a secret file readable only by its owner, atomically.
 pub fn write_private(path: &Path, text: &str) -> Result<(), PepperError> {
     use std::io::Write;
@@ -328,6 +344,25 @@ mod tests {
         let back = PepperRing::parse(&rotated.to_file_text(), "roundtrip").expect("parses");
         assert_eq!(back.versions(), [3, 2, 1]);
         assert_eq!(back.pseudonym("a", "b"), rotated.pseudonym("a", "b"));
+    }
+
+    #[test]
+    fn retiring_drops_only_unused_old_versions_and_rewrites_the_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("p.pepper");
+        let source = PepperSource::File(path.clone());
+        let (ring, _) = source.load().expect("create");
+        let ring = ring.rotated().and_then(|r| r.rotated()).expect("rotate");
+        write_private(&path, &ring.to_file_text()).expect("write");
+        assert_eq!(ring.versions(), [3, 2, 1]);
+        // Sessions still live under v2: v1 goes, v2 stays; the current pepper always stays.
+        let (kept, removed) = source.retire(&ring, &[2]).expect("retire");
+        assert_eq!(removed, [1]);
+        assert_eq!(kept.versions(), [3, 2]);
+        let (reloaded, _) = source.load().expect("reload");
+        assert_eq!(reloaded.versions(), [3, 2]);
+        let (kept, removed) = source.retire(&kept, &[]).expect("retire");
+        assert_eq!((kept.versions(), removed), (vec![3], vec![2]));
     }
 
     #[test]
