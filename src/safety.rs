@@ -27,9 +27,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
+use crate::flow::node::{self as yaml, Node, Value};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
@@ -859,21 +858,18 @@ impl Lexicon {
     /// Every problem found is reported (patterns that don't compile, unknown keys,
     /// wrong types), each with the file, line and column of the offending node.
     pub fn parse(path: &Path, source: &str) -> Result<Lexicon, Vec<Diagnostic>> {
-        let mut options = serde_saphyr::Options::default();
-        // `no`, `y`, `on` are words here, not booleans.
-        options.strict_booleans = true;
-        options.with_snippet = false;
         if source.trim().is_empty() {
             return Err(vec![
                 Diagnostic::error(path, Pos::new(1, 1), "the lexicon file is empty")
                     .with_hint("it needs at least `languages:` with one language"),
             ]);
         }
-        let root: Spanned<Node> = match serde_saphyr::from_str_with_options(source, options) {
+        // The shared position-keeping tree: `no`, `y`, `on` stay words, not booleans.
+        let root = match yaml::parse(source) {
             Ok(root) => root,
-            Err(err) => return Err(vec![yaml_error(path, &err)]),
+            Err((pos, message)) => return Err(vec![yaml_error(path, pos, &message)]),
         };
-        let mut cx = Checker { path, source, diags: Vec::new() };
+        let mut cx = Checker { path, diags: Vec::new() };
         let raw = cx.read_root(&root);
         let lexicon = cx.compile(raw);
         match lexicon {
@@ -1044,99 +1040,9 @@ impl Lexicon {
 // Reading the lexicon file
 // ---------------------------------------------------------------------------
 
-/// A YAML node, kept generic so that every problem in the file can be reported
-/// (a typed `Deserialize` stops at the first one).
-#[derive(Debug)]
-enum Node {
-    Null,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Spanned<Node>>),
-    Map(Vec<(Spanned<Node>, Spanned<Node>)>),
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
-    }
-}
-
-struct NodeVisitor;
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-        Ok(Node::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-        Ok(Node::Int(v.into()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        Ok(Node::Int(v.into()))
-    }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
-        Ok(Node::Int(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Ok(Node::Float(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Ok(Node::Str(v.to_string()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
-        Ok(Node::Str(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
-        Node::deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
-            items.push(item);
-        }
-        Ok(Node::Seq(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(entry) = map.next_entry::<Spanned<Node>, Spanned<Node>>()? {
-            entries.push(entry);
-        }
-        Ok(Node::Map(entries))
-    }
-}
-
-fn pos_of<T>(node: &Spanned<T>) -> Pos {
-    let line = u32::try_from(node.referenced.line()).unwrap_or(0);
-    let col = u32::try_from(node.referenced.column()).unwrap_or(0);
-    Pos::new(line, col)
-}
-
-fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Diagnostic {
-    let pos = err
-        .location()
-        .map(|l| Pos::new(u32::try_from(l.line()).unwrap_or(0), u32::try_from(l.column()).unwrap_or(0)))
-        .unwrap_or(Pos::UNKNOWN);
-    let rendered = err.to_string();
-    let mut message = rendered.lines().next().unwrap_or("invalid YAML").trim();
-    // The position is reported separately.
-    if let Some(at) = message.rfind(" at line ") {
-        message = &message[..at];
-    }
-    if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
-        let key = key.split(',').next().unwrap_or(key).trim();
-        return Diagnostic::error(path, pos, format!("`{key}` appears twice here"))
+fn yaml_error(path: &Path, pos: Pos, message: &str) -> Diagnostic {
+    if yaml::is_duplicate_key(message) {
+        return Diagnostic::error(path, pos, message)
             .with_hint("merge the two into one (the later one would silently replace the earlier)");
     }
     Diagnostic::error(path, pos, format!("the lexicon is not valid YAML: {message}")).with_hint(
@@ -1176,19 +1082,7 @@ struct RawLexicon {
 
 struct Checker<'a> {
     path: &'a Path,
-    source: &'a str,
     diags: Vec<Diagnostic>,
-}
-
-fn describe(node: &Node) -> &'static str {
-    match node {
-        Node::Null => "nothing",
-        Node::Bool(_) => "true/false",
-        Node::Int(_) | Node::Float(_) => "a number",
-        Node::Str(_) => "text",
-        Node::Seq(_) => "a list",
-        Node::Map(_) => "a mapping (key: value lines)",
-    }
 }
 
 impl Checker<'_> {
@@ -1196,35 +1090,10 @@ impl Checker<'_> {
         self.diags.push(Diagnostic::error(self.path, pos, message).with_hint(hint));
     }
 
-    /// The text of a scalar as written: numbers and booleans are sliced back out of
-    /// the source so that `no` or `2` in a word list stay what the coordinator typed.
-    fn scalar_text(&self, node: &Spanned<Node>) -> Option<String> {
-        let verbatim = || {
-            let span = node.referenced.span();
-            let start = usize::try_from(span.byte_offset()?).ok()?;
-            let len = usize::try_from(span.byte_len()?).ok()?;
-            self.source.get(start..start.checked_add(len)?).map(|s| s.trim().to_string())
-        };
-        match &node.value {
-            Node::Str(s) => Some(s.clone()),
-            Node::Int(i) => verbatim().filter(|s| !s.is_empty()).or_else(|| Some(i.to_string())),
-            Node::Float(f) => verbatim().filter(|s| !s.is_empty()).or_else(|| Some(f.to_string())),
-            Node::Bool(b) => verbatim().filter(|s| !s.is_empty()).or_else(|| Some(b.to_string())),
-            Node::Null | Node::Seq(_) | Node::Map(_) => None,
-        }
-    }
-
-    fn key_text(&mut self, key: &Spanned<Node>) -> Option<String> {
-        let text = self.scalar_text(key);
-        if text.is_none() {
-            let found = describe(&key.value);
-            self.error(
-                pos_of(key),
-                format!("a key must be a word, found {found}"),
-                "write `name:` at the start of the line",
-            );
-        }
-        text
+    /// The text of a scalar as written, so that `no` or `2` in a word list stay what
+    /// the coordinator typed.
+    fn scalar_text(&self, node: &Node) -> Option<String> {
+        node.scalar_text()
     }
 
     fn unknown_key(&mut self, pos: Pos, key: &str, context: &str, known: &[&str]) {
@@ -1235,12 +1104,12 @@ impl Checker<'_> {
         self.error(pos, format!("unknown key `{key}` {context}"), hint);
     }
 
-    fn read_root(&mut self, root: &Spanned<Node>) -> RawLexicon {
+    fn read_root(&mut self, root: &Node) -> RawLexicon {
         let mut raw = RawLexicon { escalate_after: DEFAULT_ESCALATE_AFTER, langs: Vec::new() };
-        let Node::Map(entries) = &root.value else {
-            let found = describe(&root.value);
+        let Value::Map(entries) = &root.value else {
+            let found = root.kind_name();
             self.error(
-                pos_of(root),
+                root.pos,
                 format!("the lexicon must be a mapping with `languages:`, found {found}"),
                 "start the file with `escalate_after: 3` and `languages:`",
             );
@@ -1248,19 +1117,19 @@ impl Checker<'_> {
         };
         let mut saw_languages = false;
         for (key, value) in entries {
-            let Some(name) = self.key_text(key) else { continue };
+            let name = key.name.clone();
             match name.as_str() {
                 "escalate_after" => raw.escalate_after = self.read_escalate_after(value),
                 "languages" => {
                     saw_languages = true;
                     raw.langs = self.read_languages(value);
                 }
-                other => self.unknown_key(pos_of(key), other, "at the top of the lexicon", TOP_KEYS),
+                other => self.unknown_key(key.pos, other, "at the top of the lexicon", TOP_KEYS),
             }
         }
         if !saw_languages {
             self.error(
-                pos_of(root),
+                root.pos,
                 "the lexicon has no `languages:` section",
                 "add `languages:` with `en:` and/or `es:` under it",
             );
@@ -1268,16 +1137,16 @@ impl Checker<'_> {
         raw
     }
 
-    fn read_escalate_after(&mut self, value: &Spanned<Node>) -> u8 {
+    fn read_escalate_after(&mut self, value: &Node) -> u8 {
         match &value.value {
-            Node::Int(n) if (1..=100).contains(n) => u8::try_from(*n).unwrap_or(DEFAULT_ESCALATE_AFTER),
+            Value::Int(n) if (1..=100).contains(n) => u8::try_from(*n).unwrap_or(DEFAULT_ESCALATE_AFTER),
             other => {
                 let found = match other {
-                    Node::Int(n) => n.to_string(),
-                    other => describe(other).to_string(),
+                    Value::Int(n) => n.to_string(),
+                    other => other.kind_name().to_string(),
                 };
                 self.error(
-                    pos_of(value),
+                    value.pos,
                     format!("`escalate_after` must be a whole number from 1 to 100, found {found}"),
                     "the number of concern messages in one conversation after which a further concern counts as crisis; 3 is usual",
                 );
@@ -1286,26 +1155,26 @@ impl Checker<'_> {
         }
     }
 
-    fn read_languages(&mut self, value: &Spanned<Node>) -> Vec<RawLang> {
-        let Node::Map(entries) = &value.value else {
-            let found = describe(&value.value);
+    fn read_languages(&mut self, value: &Node) -> Vec<RawLang> {
+        let Value::Map(entries) = &value.value else {
+            let found = value.kind_name();
             self.error(
-                pos_of(value),
+                value.pos,
                 format!("`languages` must be a mapping of language codes, found {found}"),
                 "write `en:` and `es:` on their own lines, indented under `languages:`",
             );
             return Vec::new();
         };
         if entries.is_empty() {
-            self.error(pos_of(value), "`languages` is empty", "add at least one language, e.g. `en:`");
+            self.error(value.pos, "`languages` is empty", "add at least one language, e.g. `en:`");
         }
         let mut langs = Vec::new();
         let mut seen: HashSet<Lang> = HashSet::new();
         for (key, body) in entries {
-            let Some(tag) = self.key_text(key) else { continue };
+            let tag = key.name.clone();
             if !Lang::is_well_formed(tag.trim()) {
                 self.error(
-                    pos_of(key),
+                    key.pos,
                     format!("`{tag}` is not a language code"),
                     "use a code such as `en`, `es` or `pt-br`",
                 );
@@ -1313,22 +1182,18 @@ impl Checker<'_> {
             }
             let lang = Lang::new(&tag);
             if !seen.insert(lang.clone()) {
-                self.error(pos_of(key), format!("language `{lang}` appears twice"), "merge the two sections into one");
+                self.error(key.pos, format!("language `{lang}` appears twice"), "merge the two sections into one");
                 continue;
             }
             langs.push(self.read_language(lang, body));
         }
         if langs.len() > MAX_LANGUAGES {
-            self.error(
-                pos_of(value),
-                format!("at most {MAX_LANGUAGES} languages are supported"),
-                "remove some languages",
-            );
+            self.error(value.pos, format!("at most {MAX_LANGUAGES} languages are supported"), "remove some languages");
         }
         langs
     }
 
-    fn read_language(&mut self, lang: Lang, body: &Spanned<Node>) -> RawLang {
+    fn read_language(&mut self, lang: Lang, body: &Node) -> RawLang {
         let mut raw = RawLang {
             lang,
             detect: Vec::new(),
@@ -1341,12 +1206,12 @@ impl Checker<'_> {
             negation: Vec::new(),
         };
         let entries = match &body.value {
-            Node::Map(entries) => entries,
-            Node::Null => return raw,
+            Value::Map(entries) => entries,
+            Value::Null => return raw,
             other => {
-                let found = describe(other);
+                let found = other.kind_name();
                 self.error(
-                    pos_of(body),
+                    body.pos,
                     format!("language `{}` must be a mapping, found {found}", raw.lang),
                     "indent `crisis:`, `concern:` and the other lists under the language code",
                 );
@@ -1354,7 +1219,7 @@ impl Checker<'_> {
             }
         };
         for (key, value) in entries {
-            let Some(name) = self.key_text(key) else { continue };
+            let name = key.name.clone();
             match name.as_str() {
                 "detect" => raw.detect = self.read_words(&name, value),
                 "hints" => raw.hints = self.read_words(&name, value),
@@ -1370,21 +1235,21 @@ impl Checker<'_> {
                 "negation" => raw.negation = self.read_patterns(&name, value).0,
                 other => {
                     let context = format!("in language `{}`", raw.lang);
-                    self.unknown_key(pos_of(key), other, &context, LANG_KEYS);
+                    self.unknown_key(key.pos, other, &context, LANG_KEYS);
                 }
             }
         }
         raw
     }
 
-    fn read_words(&mut self, list: &str, value: &Spanned<Node>) -> Vec<(String, Pos)> {
+    fn read_words(&mut self, list: &str, value: &Node) -> Vec<(String, Pos)> {
         let items = match &value.value {
-            Node::Seq(items) => items,
-            Node::Null => return Vec::new(),
+            Value::Seq(items) => items,
+            Value::Null => return Vec::new(),
             other => {
-                let found = describe(other);
+                let found = other.kind_name();
                 self.error(
-                    pos_of(value),
+                    value.pos,
                     format!("`{list}` must be a list of words, found {found}"),
                     "write it as `[word, word, ...]`",
                 );
@@ -1394,11 +1259,11 @@ impl Checker<'_> {
         let mut words = Vec::new();
         for item in items {
             match self.scalar_text(item) {
-                Some(word) if !word.trim().is_empty() => words.push((word, pos_of(item))),
+                Some(word) if !word.trim().is_empty() => words.push((word, item.pos)),
                 _ => {
-                    let found = describe(&item.value);
+                    let found = item.kind_name();
                     self.error(
-                        pos_of(item),
+                        item.pos,
                         format!("`{list}` entries must be words, found {found}"),
                         "one word per entry",
                     );
@@ -1408,14 +1273,14 @@ impl Checker<'_> {
         words
     }
 
-    fn read_rewrites(&mut self, value: &Spanned<Node>) -> Vec<(String, String, Pos)> {
+    fn read_rewrites(&mut self, value: &Node) -> Vec<(String, String, Pos)> {
         let entries = match &value.value {
-            Node::Map(entries) => entries,
-            Node::Null => return Vec::new(),
+            Value::Map(entries) => entries,
+            Value::Null => return Vec::new(),
             other => {
-                let found = describe(other);
+                let found = other.kind_name();
                 self.error(
-                    pos_of(value),
+                    value.pos,
                     format!("`rewrites` must be a mapping `word: replacement`, found {found}"),
                     "one `word: replacement` per line, e.g. `kms: kill myself`",
                 );
@@ -1424,13 +1289,13 @@ impl Checker<'_> {
         };
         let mut out = Vec::new();
         for (key, to) in entries {
-            let Some(from) = self.key_text(key) else { continue };
+            let from = key.name.clone();
             match self.scalar_text(to) {
-                Some(to_text) => out.push((from, to_text, pos_of(key))),
+                Some(to_text) => out.push((from, to_text, key.pos)),
                 None => {
-                    let found = describe(&to.value);
+                    let found = to.kind_name();
                     self.error(
-                        pos_of(to),
+                        to.pos,
                         format!("the replacement for `{from}` must be text, found {found}"),
                         "write `word: replacement`; use \"\" to delete a word",
                     );
@@ -1441,16 +1306,16 @@ impl Checker<'_> {
     }
 
     /// Returns (negatable patterns, patterns marked `negatable: false`).
-    fn read_patterns(&mut self, list: &str, value: &Spanned<Node>) -> (Vec<RawPattern>, Vec<RawPattern>) {
+    fn read_patterns(&mut self, list: &str, value: &Node) -> (Vec<RawPattern>, Vec<RawPattern>) {
         let mut normal = Vec::new();
         let mut firm = Vec::new();
         let items = match &value.value {
-            Node::Seq(items) => items,
-            Node::Null => return (normal, firm),
+            Value::Seq(items) => items,
+            Value::Null => return (normal, firm),
             other => {
-                let found = describe(other);
+                let found = other.kind_name();
                 self.error(
-                    pos_of(value),
+                    value.pos,
                     format!("`{list}` must be a list of patterns, found {found}"),
                     "write one `- pattern` per line, indented under the list name",
                 );
@@ -1459,60 +1324,60 @@ impl Checker<'_> {
         };
         for item in items {
             match &item.value {
-                Node::Map(entries) => {
+                Value::Map(entries) => {
                     let mut pattern = None;
                     let mut negatable = true;
                     for (key, v) in entries {
-                        let Some(name) = self.key_text(key) else { continue };
+                        let name = key.name.clone();
                         match name.as_str() {
                             "pattern" => match &v.value {
-                                Node::Str(s) => pattern = Some(RawPattern { source: s.clone(), pos: pos_of(v) }),
+                                Value::Str(s) => pattern = Some(RawPattern { source: s.clone(), pos: v.pos }),
                                 other => {
-                                    let found = describe(other);
+                                    let found = other.kind_name();
                                     self.error(
-                                        pos_of(v),
+                                        v.pos,
                                         format!("`pattern` must be text, found {found}"),
                                         "put the pattern in single quotes",
                                     );
                                 }
                             },
                             "negatable" if list == "crisis" => match &v.value {
-                                Node::Bool(b) => negatable = *b,
+                                Value::Bool(b) => negatable = *b,
                                 other => {
-                                    let found = describe(other);
+                                    let found = other.kind_name();
                                     self.error(
-                                        pos_of(v),
+                                        v.pos,
                                         format!("`negatable` must be true or false, found {found}"),
                                         "write `negatable: false` for plans, means and goodbyes",
                                     );
                                 }
                             },
                             "negatable" => self.error(
-                                pos_of(key),
+                                key.pos,
                                 format!("`negatable` only applies to `crisis` patterns, not `{list}`"),
                                 "remove it, or move the pattern to `crisis`",
                             ),
                             other => {
                                 let context = format!("in a `{list}` entry");
-                                self.unknown_key(pos_of(key), other, &context, ENTRY_KEYS);
+                                self.unknown_key(key.pos, other, &context, ENTRY_KEYS);
                             }
                         }
                     }
                     match pattern {
                         Some(p) => self.check_pattern(p, if negatable { &mut normal } else { &mut firm }),
                         None => self.error(
-                            pos_of(item),
+                            item.pos,
                             format!("this `{list}` entry has no `pattern:`"),
                             "write `- {pattern: '...', negatable: false}` or just `- pattern`",
                         ),
                     }
                 }
                 _ => match self.scalar_text(item) {
-                    Some(source) => self.check_pattern(RawPattern { source, pos: pos_of(item) }, &mut normal),
+                    Some(source) => self.check_pattern(RawPattern { source, pos: item.pos }, &mut normal),
                     None => {
-                        let found = describe(&item.value);
+                        let found = item.kind_name();
                         self.error(
-                            pos_of(item),
+                            item.pos,
                             format!("`{list}` entries must be patterns (text), found {found}"),
                             "write one `- pattern` per line; an empty `-` line is not allowed",
                         );

@@ -52,6 +52,14 @@ fn yaml_syntax_error() {
 }
 
 #[test]
+fn a_key_written_twice() {
+    let (_d, diags) =
+        diagnostics_after("extra.yaml", &format!("{HEAD}  - say: {{ en: a, es: b }}\n    say: {{ en: c, es: d }}\n"));
+    let d = expect(&diags, "extra.yaml", 6, "`say` appears twice here");
+    assert!(d.hint.is_some());
+}
+
+#[test]
 fn unknown_key_with_did_you_mean() {
     let (_d, diags) =
         diagnostics_after("extra.yaml", &format!("{HEAD}  - ask: {{ en: a, es: b }}\n    chioces: yes_no\n"));

@@ -49,6 +49,12 @@ fn read(path: &Path, diags: &mut Vec<Diagnostic>) -> Option<(String, Node)> {
     };
     match node::parse(&source) {
         Ok(root) => Some((source, root)),
+        Err((pos, msg)) if node::is_duplicate_key(&msg) => {
+            diags.push(
+                Diagnostic::error(path, pos, msg).with_hint("keep one of them: the second would replace the first"),
+            );
+            None
+        }
         Err((pos, msg)) => {
             diags.push(
                 Diagnostic::error(path, pos, format!("not valid YAML: {msg}"))

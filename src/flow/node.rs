@@ -30,12 +30,14 @@ pub struct Key {
 pub struct Node {
     pub value: Value,
     pub pos: Pos,
+    /// A number or true/false exactly as written (`1.50`, `007`, `True`).
+    pub verbatim: Option<String>,
 }
 
-impl Node {
+impl Value {
     /// What a coordinator would call this kind of value, for messages.
     pub fn kind_name(&self) -> &'static str {
-        match self.value {
+        match self {
             Value::Null => "nothing",
             Value::Bool(_) => "true/false",
             Value::Int(_) => "a number",
@@ -45,6 +47,13 @@ impl Node {
             Value::Map(_) => "a mapping (key: value lines)",
         }
     }
+}
+
+impl Node {
+    /// What a coordinator would call this kind of value, for messages.
+    pub fn kind_name(&self) -> &'static str {
+        self.value.kind_name()
+    }
 
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
@@ -53,13 +62,16 @@ impl Node {
         }
     }
 
-    /// Scalars written without quotes (`on`, `24`, `yes`) as the text the coordinator typed.
+    /// Scalars written without quotes (`24`, `1.50`, `true`) as the text the coordinator typed.
     pub fn scalar_text(&self) -> Option<String> {
         match &self.value {
             Value::Str(s) => Some(s.clone()),
-            Value::Int(i) => Some(i.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            Value::Float(f) => Some(f.to_string()),
+            Value::Int(_) | Value::Bool(_) | Value::Float(_) => self.verbatim.clone().or_else(|| match &self.value {
+                Value::Int(i) => Some(i.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                Value::Float(f) => Some(f.to_string()),
+                _ => None,
+            }),
             _ => None,
         }
     }
@@ -75,12 +87,16 @@ impl Node {
 /// Parse one YAML document into a tree. On a syntax error, the position and message.
 pub fn parse(source: &str) -> Result<Node, (Pos, String)> {
     if source.trim().is_empty() {
-        return Ok(Node { value: Value::Null, pos: Pos::new(1, 1) });
+        return Ok(Node { value: Value::Null, pos: Pos::new(1, 1), verbatim: None });
     }
     // YAML 1.2 booleans only: a step called `no` or a choice `off` stays text (the "Norway problem").
-    let options = serde_saphyr::options! { strict_booleans: true, leading_zero_numbers_as_strings: true };
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        with_snippet: false,
+    };
     match serde_saphyr::from_str_with_options::<Spanned<SpannedValue>>(source, options) {
-        Ok(root) => Ok(into_node(root)),
+        Ok(root) => Ok(into_node(root, source)),
         Err(err) => {
             let pos = err.location().map(|l| Pos::new(l.line() as u32, l.column() as u32)).unwrap_or(Pos::new(1, 1));
             Err((pos, first_line(&err.to_string())))
@@ -88,32 +104,60 @@ pub fn parse(source: &str) -> Result<Node, (Pos, String)> {
     }
 }
 
+/// The parser's message without its own position prefix: the checker prints the position.
 fn first_line(s: &str) -> String {
-    // serde-saphyr renders a snippet after the message; the checker prints its own position.
-    s.lines().next().unwrap_or("invalid YAML").trim().to_string()
+    let line = s.lines().next().unwrap_or("invalid YAML").trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let line = match line.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+        Some((position, message)) if position.contains("column") => message,
+        _ => line,
+    };
+    match line.strip_prefix("duplicate mapping key: ") {
+        Some(key) => format!("`{}` appears twice here", key.split(',').next().unwrap_or(key).trim()),
+        None => line.to_string(),
+    }
 }
 
-fn into_node(s: Spanned<SpannedValue>) -> Node {
+/// Whether a syntax message is about a repeated key (its hint differs).
+pub fn is_duplicate_key(message: &str) -> bool {
+    message.ends_with("appears twice here")
+}
+
+fn into_node(s: Spanned<SpannedValue>, source: &str) -> Node {
     let pos = Pos::new(s.referenced.line() as u32, s.referenced.column() as u32);
+    let verbatim = match s.value {
+        SpannedValue::Int(_) | SpannedValue::Float(_) | SpannedValue::Bool(_) => {
+            let span = s.referenced.span();
+            span.byte_offset()
+                .zip(span.byte_len())
+                .and_then(|(start, len)| {
+                    let start = usize::try_from(start).ok()?;
+                    source.get(start..start.checked_add(usize::try_from(len).ok()?)?)
+                })
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+        }
+        _ => None,
+    };
     let value = match s.value {
         SpannedValue::Null => Value::Null,
         SpannedValue::Bool(b) => Value::Bool(b),
         SpannedValue::Int(i) => Value::Int(i),
         SpannedValue::Float(f) => Value::Float(f),
         SpannedValue::Str(t) => Value::Str(t),
-        SpannedValue::Seq(items) => Value::Seq(items.into_iter().map(into_node).collect()),
+        SpannedValue::Seq(items) => Value::Seq(items.into_iter().map(|i| into_node(i, source)).collect()),
         SpannedValue::Map(entries) => Value::Map(
             entries
                 .into_iter()
                 .map(|(k, v)| {
                     let key =
                         Key { name: k.value, pos: Pos::new(k.referenced.line() as u32, k.referenced.column() as u32) };
-                    (key, into_node(v))
+                    (key, into_node(v, source))
                 })
                 .collect(),
         ),
     };
-    Node { value, pos }
+    Node { value, pos, verbatim }
 }
 
 /// The serde side: a self-describing value whose children carry spans.
@@ -251,6 +295,17 @@ mod tests {
         assert_eq!(root.get("c").and_then(Node::as_str), Some("off"));
         assert_eq!(root.get("d").map(|n| &n.value), Some(&Value::Bool(true)));
         assert_eq!(root.get("e").and_then(Node::as_str), Some("007"));
+        let root = parse("a: 1.50\nb: True\n").expect("parses");
+        assert_eq!(root.get("a").and_then(Node::scalar_text).as_deref(), Some("1.50"));
+        assert_eq!(root.get("b").and_then(Node::scalar_text).as_deref(), Some("True"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_syntax_errors_at_the_second_key() {
+        let (pos, msg) = parse("a: 1\nb: 2\na: 3\n").expect_err("duplicate");
+        assert_eq!(pos.line, 3);
+        assert_eq!(msg, "`a` appears twice here");
+        assert!(is_duplicate_key(&msg));
     }
 
     #[test]
