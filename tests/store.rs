@@ -255,34 +255,14 @@ async fn a_failed_store_still_sends_crisis_replies(kind: &str) {
     store.close().await;
     let ring = common::peppers();
     let who = ring.pseudonyms("test", "u");
-    let mut sink = Collect::default();
-    let h = bot
-        .handle(
-            Inbound { who: &who, event_key: None, event: Event::Text("i want to kill myself"), language: None },
-            common::now(),
-            &mut sink,
-        )
-        .await;
+    let (h, sink) = common::say(&bot, &who, "i want to kill myself").await;
     assert_eq!(h, Handled::StoreFailed);
     assert_eq!(sink.replies.first().map(|r| r.kind), Some(ReplyKind::CrisisContacts));
     assert!(sink.text().contains("988"));
-    let mut sink = Collect::default();
-    bot.handle(
-        Inbound { who: &who, event_key: None, event: Event::Text("quiero matarme"), language: None },
-        common::now(),
-        &mut sink,
-    )
-    .await;
+    let (_, sink) = common::say(&bot, &who, "quiero matarme").await;
     assert_eq!(sink.replies.first().map(|r| r.kind), Some(ReplyKind::CrisisContacts));
     assert!(sink.text().contains("AYUDA"), "Spanish contacts for a Spanish message:\n{}", sink.text());
-    let mut sink = Collect::default();
-    let h = bot
-        .handle(
-            Inbound { who: &who, event_key: None, event: Event::Text("hi"), language: None },
-            common::now(),
-            &mut sink,
-        )
-        .await;
+    let (h, sink) = common::say(&bot, &who, "hi").await;
     assert_eq!(h, Handled::StoreFailed);
     assert!(sink.text().contains("try again in a few minutes"), "{}", sink.text());
     db.cleanup().await;
@@ -336,34 +316,14 @@ async fn a_locked_database_gives_a_clear_message_and_crisis_replies_still_go_out
         .expect("lock");
     let ring = common::peppers();
     let who = ring.pseudonyms("test", "u");
-    let mut sink = Collect::default();
-    let h = bot
-        .handle(
-            Inbound { who: &who, event_key: None, event: Event::Text("hello"), language: None },
-            common::now(),
-            &mut sink,
-        )
-        .await;
+    let (h, sink) = common::say(&bot, &who, "hello").await;
     assert_eq!(h, Handled::StoreFailed);
     assert!(sink.text().contains("try again"), "{}", sink.text());
-    let mut sink = Collect::default();
-    bot.handle(
-        Inbound { who: &who, event_key: None, event: Event::Text("i am going to end my life"), language: None },
-        common::now(),
-        &mut sink,
-    )
-    .await;
+    let (_, sink) = common::say(&bot, &who, "i am going to end my life").await;
     assert_eq!(sink.replies.first().map(|r| r.kind), Some(ReplyKind::CrisisContacts));
     // The lock goes away; the bot carries on.
     sqlx::raw_sql("ROLLBACK").execute(&mut other).await.expect("unlock");
-    let mut sink = Collect::default();
-    let h = bot
-        .handle(
-            Inbound { who: &who, event_key: None, event: Event::Text("hello"), language: None },
-            common::now(),
-            &mut sink,
-        )
-        .await;
+    let (h, _) = common::say(&bot, &who, "hello").await;
     assert!(matches!(h, Handled::Replied { .. }), "{h:?}");
     store.close().await;
 }
@@ -449,29 +409,14 @@ async fn postgres_restarting_under_the_bot_recovers() {
     let bot = Bot::new(bundle, store.clone(), Settings::default());
     let ring = common::peppers();
     let who = ring.pseudonyms("t", "u");
-    let send = |text: &'static str| {
-        let bot = &bot;
-        let who = &who;
-        async move {
-            let mut sink = Collect::default();
-            let h = bot
-                .handle(
-                    Inbound { who, event_key: None, event: Event::Text(text), language: None },
-                    common::now(),
-                    &mut sink,
-                )
-                .await;
-            (h, sink)
-        }
-    };
-    let (h, _) = send("hi").await;
+    let (h, _) = common::say(&bot, &who, "hi").await;
     assert!(matches!(h, Handled::Replied { .. }));
     db.kick_connections().await;
     // The first message after the restart may be told to try again, never worse.
-    let (h, sink) = send("1").await;
+    let (h, sink) = common::say(&bot, &who, "1").await;
     assert!(matches!(h, Handled::Replied { .. } | Handled::StoreFailed), "{h:?}");
     assert!(!sink.replies.is_empty());
-    let (h, sink) = send("menu").await;
+    let (h, sink) = common::say(&bot, &who, "menu").await;
     assert!(matches!(h, Handled::Replied { .. }), "{h:?}: {}", sink.text());
     store.close().await;
     db.cleanup().await;

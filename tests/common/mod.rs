@@ -114,7 +114,11 @@ impl peerline::bot::Sink for Collect {
 
 impl Collect {
     pub fn text(&self) -> String {
-        self.replies.iter().map(|r| r.text.clone() + "\n" + &r.choices.join("\n")).collect::<Vec<_>>().join("\n")
+        self.replies
+            .iter()
+            .map(|r| r.text.clone() + "\n" + r.choices.join("\n").as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -152,4 +156,17 @@ impl LogBuffer {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
     }
+}
+
+/// Send one typed message to the bot as `who`; what it handled and what it replied.
+pub async fn say(
+    bot: &peerline::bot::Bot,
+    who: &[peerline::privacy::Pseudonym],
+    text: &str,
+) -> (peerline::bot::Handled, Collect) {
+    let mut sink = Collect::default();
+    let inbound =
+        peerline::bot::Inbound { who, event_key: None, event: peerline::engine::Event::Text(text), language: None };
+    let handled = bot.handle(inbound, now(), &mut sink).await;
+    (handled, sink)
 }
