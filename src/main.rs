@@ -94,6 +94,19 @@ enum Cmd {
     },
     /// Print the JSON Schema of flow files, for editors.
     Schema,
+    /// Run the bot on a chat platform until SIGINT or SIGTERM.
+    Run {
+        /// Connect to Matrix (settings from PEERLINE_MATRIX_* variables).
+        #[arg(long)]
+        matrix: bool,
+        #[arg(long, default_value = "flows")]
+        flows: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+        /// Forget a conversation after this many minutes of quiet.
+        #[arg(long, default_value_t = 30)]
+        idle_minutes: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -129,8 +142,7 @@ async fn open_store(db: &DbArgs) -> Result<peerline::store::Store> {
 }
 
 fn load_peppers(db: &DbArgs) -> Result<peerline::privacy::PepperRing> {
-    let source = peerline::privacy::PepperSource::from_env(&db.default_pepper_file());
-    let (ring, notice) = source.load()?;
+    let (ring, notice) = pepper_source(db).load()?;
     if let Some(peerline::privacy::PepperNotice::Created(path)) = notice {
         eprintln!(
             "peerline: created a new secret pepper in {} (owner-only). Keep it private; it turns user ids into pseudonyms.",
@@ -138,6 +150,10 @@ fn load_peppers(db: &DbArgs) -> Result<peerline::privacy::PepperRing> {
         );
     }
     Ok(ring)
+}
+
+fn pepper_source(db: &DbArgs) -> peerline::privacy::PepperSource {
+    peerline::privacy::PepperSource::from_env(&db.default_pepper_file())
 }
 
 fn parse_date(s: &str, what: &str) -> Result<jiff::civil::Date> {
@@ -193,6 +209,9 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
                 };
                 let bot = peerline::bot::Bot::new(std::sync::Arc::new(bundle), store, settings);
                 bot.expire(now.unwrap_or_else(jiff::Timestamp::now)).await.map_err(|e| anyhow::anyhow!(e))?;
+                let peppers = peerline::bot::retire_peppers(bot.store(), &pepper_source(&db), &peppers)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
                 peerline::transport::console::run_with_store(&bot, &peppers, &user, &opts, stdin.lock(), io::stdout())
                     .await?;
                 bot.store().close().await;
@@ -335,9 +354,91 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Run { matrix, flows, db, idle_minutes } => run_bot(matrix, &flows, &db, idle_minutes),
         Cmd::Schema => {
             println!("{}", serde_json::to_string_pretty(&peerline::flow::schema::flow_schema())?);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `peerline run`: flows, store and peppers as in `chat`, then the platform transport
+/// until SIGINT/SIGTERM; idle sessions are expired every minute.
+fn run_bot(matrix: bool, flows: &Path, db: &DbArgs, idle_minutes: u64) -> Result<ExitCode> {
+    if !matrix {
+        bail!("choose a platform: peerline run --matrix");
+    }
+    #[cfg(not(feature = "matrix"))]
+    {
+        let _ = (flows, db, idle_minutes);
+        bail!("this peerline was built without Matrix support (cargo feature `matrix`)");
+    }
+    #[cfg(feature = "matrix")]
+    {
+        use peerline::transport::matrix;
+        use std::sync::Arc;
+        let filter = matrix::log_directives(std::env::var("RUST_LOG").ok().as_deref(), "info");
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(io::stderr)
+            .init();
+        let config = matrix::MatrixConfig::from_env()?;
+        let bundle = load(flows)?;
+        let peppers = Arc::new(load_peppers(db)?);
+        let rt =
+            tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+        let result = rt.block_on(async {
+            let store = open_store(db).await?;
+            let settings = peerline::bot::Settings {
+                idle_timeout: std::time::Duration::from_secs(idle_minutes.max(1) * 60),
+                ..Default::default()
+            };
+            let bot = Arc::new(peerline::bot::Bot::new(Arc::new(bundle), store, settings));
+            let expiry = tokio::spawn({
+                let bot = bot.clone();
+                async move {
+                    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+                    loop {
+                        every.tick().await;
+                        if let Err(e) = bot.expire(jiff::Timestamp::now()).await {
+                            tracing::warn!(error = %e, "expiring idle sessions failed");
+                        }
+                    }
+                }
+            });
+            let result = matrix::run(config, bot.clone(), peppers, shutdown_signal()).await;
+            expiry.abort();
+            bot.store().close().await;
+            result
+        });
+        // Blocking tasks (store I/O) get a moment to finish, not forever.
+        rt.shutdown_timeout(std::time::Duration::from_secs(2));
+        result?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+#[cfg(feature = "matrix")]
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

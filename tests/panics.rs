@@ -11,7 +11,10 @@ fn child(mode: &str) -> (bool, String) {
         .env("PEERLINE_PANIC_CHILD", mode)
         .output()
         .expect("run child");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + String::from_utf8_lossy(&out.stdout).as_ref(),
+    )
 }
 
 /// Only does something when started by the tests below.

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""peerline vs a minimal matrix-nio echo bot, side by side on the same Synapse.
+
+    target/test-venv/bin/python benches/matrix/bench.py [--n 200] [--bin target/release/peerline]
+
+Needs `.ci/synapse` running (127.0.0.1:18008) and a peerline built with `--features matrix`.
+For each bot and each room kind (encrypted, unencrypted): a worker (matrix-nio) sends N
+messages one at a time and waits for the first answer; peerline walks the PHQ-4 check-in
+over and over. Reports reply latency as the worker sees it (p50/p90/p99), the bot's CPU
+time per message (utime+stime from /proc) and its RSS at the end.
+"""
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "matrix"))
+os.environ.setdefault("PEERLINE_TEST_HOMESERVER", "http://127.0.0.1:18008")
+import worker  # noqa: E402
+
+HS = os.environ["PEERLINE_TEST_HOMESERVER"]
+PW = "bench-password-123"
+# One walk through the check-in; each message gets at least one reply.
+WALK = ["hi", "1", "1", "2", "1", "2", "4"]
+
+ECHO_BOT = r'''
+import asyncio, os, sys
+from nio import AsyncClient, AsyncClientConfig, InviteMemberEvent, RoomMessageText
+async def main():
+    c = AsyncClient(sys.argv[1], sys.argv[2], store_path=sys.argv[4],
+                    config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=True))
+    await c.login(sys.argv[3], device_name="echo")
+    await c.keys_upload()
+    first = await c.sync(timeout=0, full_state=True)
+    async def on_invite(room, ev):
+        if ev.state_key == c.user_id:
+            await c.join(room.room_id)
+    async def on_msg(room, ev):
+        if ev.sender == c.user_id:
+            return
+        await c.room_send(room.room_id, "m.room.message", {"msgtype": "m.notice", "body": ev.body},
+                          ignore_unverified_devices=True)
+    c.add_event_callback(on_invite, InviteMemberEvent)
+    c.add_event_callback(on_msg, RoomMessageText)
+    print("ready", flush=True)
+    await c.sync_forever(timeout=30000, since=first.next_batch)
+asyncio.run(main())
+'''
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+async def register(name):
+    a = worker.Account(name)
+    r = await a.client.register(name, PW, device_name="bench")
+    a.client.load_store()
+    return a
+
+
+async def start_bot(kind, name, tmp, binary):
+    if kind == "peerline":
+        env = dict(os.environ, PEERLINE_MATRIX_HOMESERVER=HS, PEERLINE_MATRIX_USER=name, PEERLINE_MATRIX_PASSWORD=PW,
+                   PEERLINE_MATRIX_STORE=os.path.join(tmp, "matrix"), PEERLINE_MATRIX_STORE_PASSPHRASE="bench",
+                   RUST_LOG="warn")
+        p = subprocess.Popen([binary, "run", "--matrix", "--flows", os.path.join(ROOT, "flows"),
+                              "--db", os.path.join(tmp, "peerline.db")], env=env,
+                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "log"), "w"))
+        await asyncio.sleep(3)
+    else:
+        p = subprocess.Popen([sys.executable, "-c", ECHO_BOT, HS, f"@{name}:localhost", PW, tmp],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        await asyncio.get_running_loop().run_in_executor(None, p.stdout.readline)
+    return p
+
+
+async def run(kind, encrypted, n, binary):
+    tag = f"{kind[:4]}{'e' if encrypted else 'u'}{int(time.time()) % 100000}"
+    bot_name = f"bbot{tag}"
+    # Register the bot's account, then drop that device.
+    b = await register(bot_name)
+    await b.client.logout()
+    await b.client.close()
+    tmp = tempfile.mkdtemp(prefix="peerline-bench-")
+    proc = await start_bot(kind, bot_name, tmp, binary)
+    w = await register(f"bw{tag}")
+    worker.accounts["w"] = w
+    await w.start()
+    bot = f"@{bot_name}:localhost"
+    room = (await worker.cmd_dm({"as": "w", "bot": bot, "encrypted": encrypted, "timeout": 60}))["room"]
+    await asyncio.sleep(1)
+    lat = []
+    cpu0 = cpu_seconds(proc.pid)
+    for i in range(n):
+        text = WALK[i % len(WALK)] if kind == "peerline" else f"echo {i}"
+        before = len(w.bot_messages(room, bot))
+        sent = await worker.cmd_send({"as": "w", "room": room, "text": text})
+        got = await worker.until(lambda: len(w.bot_messages(room, bot)) > before, 30, step=0.002)
+        if not got:
+            print(f"  no reply to message {i}", file=sys.stderr)
+            continue
+        lat.append((w.bot_messages(room, bot)[before]["t"] - sent["t"]) * 1000)
+        await asyncio.sleep(0.15)  # let multi-message replies finish before the next message
+    cpu = cpu_seconds(proc.pid) - cpu0
+    rss = rss_mib(proc.pid)
+    proc.terminate()
+    proc.wait(timeout=30)
+    w.task.cancel()
+    await w.client.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    room_kind = "encrypted" if encrypted else "unencrypted"
+    print(f"{kind:9} {room_kind:11} n={len(lat):3}  p50 {pct(lat, 50):6.1f} ms  p90 {pct(lat, 90):6.1f} ms  "
+          f"p99 {pct(lat, 99):6.1f} ms  cpu {cpu / max(1, len(lat)) * 1000:5.2f} ms/msg  rss {rss:5.1f} MiB", flush=True)
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "peerline"))
+    ap.add_argument("--only", choices=["peerline", "nio"])
+    args = ap.parse_args()
+    for kind in ["peerline", "nio"]:
+        if args.only and kind != args.only:
+            continue
+        for encrypted in [True, False]:
+            await run(kind, encrypted, args.n, args.bin)
+
+
+asyncio.run(main())
