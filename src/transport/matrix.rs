@@ -318,6 +318,14 @@ async fn whoami(homeserver: &str, token: &str) -> Result<MatrixSession> {
     })
 }
 
+/// An access token the homeserver rejects will not start working again: stop, and say how to recover.
+fn stop_on_rejected_token(f: Failure, cfg: &MatrixConfig) -> Result<()> {
+    if f == Failure::UnknownToken {
+        bail!("the homeserver rejected the access token; delete {} to log in again", cfg.session_file().display());
+    }
+    Ok(())
+}
+
 fn sync_filter() -> FilterDefinition {
     let mut timeline = RoomEventFilter::with_lazy_loading();
     timeline.limit = Some(UInt::from(50u32));
@@ -385,12 +393,7 @@ pub async fn run(
             Ok(id) => break id,
             Err(e) => {
                 let f = Failure::of(&e);
-                if f == Failure::UnknownToken {
-                    bail!(
-                        "the homeserver rejected the access token; delete {} to log in again",
-                        shared.cfg.session_file().display()
-                    );
-                }
+                stop_on_rejected_token(f, &shared.cfg)?;
                 tracing::warn!(kind = f.name(), "matrix: filter upload failed, retrying");
                 tokio::time::sleep(backoff.wait(f)).await;
             }
@@ -456,12 +459,7 @@ pub async fn run(
             }
             Err(e) => {
                 let f = Failure::of(&e);
-                if f == Failure::UnknownToken {
-                    bail!(
-                        "the homeserver rejected the access token; delete {} to log in again",
-                        shared.cfg.session_file().display()
-                    );
-                }
+                stop_on_rejected_token(f, &shared.cfg)?;
                 let wait = backoff.wait(f);
                 tracing::warn!(kind = f.name(), wait_ms = wait.as_millis() as u64, "matrix: sync failed, retrying");
                 tokio::select! {
