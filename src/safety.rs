@@ -26,6 +26,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use crate::flow::node::{self as yaml, Node, Value};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
@@ -739,8 +740,9 @@ pub struct Lexicon {
     rewrites: Option<Rewriter>,
     /// Every language's idioms in one regex, for cutting them out of the text.
     idiom_remover: Option<Regex>,
-    /// The same idioms as a set, to say which matched (explanations only).
-    idioms: Option<RegexSet>,
+    /// The same idioms as a set, to say which matched. Only explanations use it, so
+    /// it is compiled on first use: `peerline check` and start-up don't pay for it.
+    idioms: OnceLock<Option<RegexSet>>,
     idiom_entries: Vec<Entry>,
     /// The plan, crisis, concern and negation patterns of every language, in one
     /// set: one pass over the text finds them all.
@@ -921,8 +923,13 @@ impl Lexicon {
     pub fn explain(&self, text: &str) -> Explanation {
         let prepared = self.prepare(text);
         let mut matches = Vec::new();
+        let idioms = self.idioms.get_or_init(|| match &self.idiom_remover {
+            // The remover compiled the same patterns, so the set compiles too.
+            Some(_) => compile_set(&self.idiom_entries, self.mode).ok().flatten(),
+            None => None,
+        });
         let lists = [
-            (&self.idioms, &self.idiom_entries, prepared.normalised.as_str()),
+            (idioms, &self.idiom_entries, prepared.normalised.as_str()),
             (&self.rules, &self.rule_entries, prepared.matched()),
         ];
         for (set, entries, haystack) in lists {
@@ -1463,23 +1470,53 @@ impl Checker<'_> {
             });
         }
 
-        let rules = self.build_set(&rule_entries, mode, "plan, crisis, concern and negation patterns");
-        let idioms = self.build_set(&idiom_entries, mode, "idioms");
-        let idiom_remover = match &idioms {
-            Some(_) => {
-                let alternation =
-                    idiom_entries.iter().map(|e| wrap_pattern(&e.source, mode)).collect::<Vec<_>>().join("|");
-                match build_regex(&alternation) {
-                    Ok(re) => Some(re),
-                    Err(err) => {
-                        self.error(Pos::new(1, 1), "the idioms are too many to compile together", regex_hint(&err));
-                        None
-                    }
-                }
+        // Compiling the rule set is most of the cost of loading the flows: it runs on
+        // its own thread while the idioms and rewrites compile on this one.
+        let (rules, idiom_remover, rewrites) = std::thread::scope(|scope| {
+            let rules = scope.spawn(|| compile_set(&rule_entries, mode));
+            let idiom_remover = self.compile_idiom_remover(&idiom_entries, mode);
+            let rewrites = self.compile_rewrites(rewrite_map, mode);
+            (rules.join(), idiom_remover, rewrites)
+        });
+        let rules = match rules {
+            Ok(Ok(set)) => set,
+            Ok(Err(err)) => {
+                self.report_set_error(&rule_entries, mode, "plan, crisis, concern and negation patterns", &err);
+                None
             }
-            None => None,
+            Err(panic) => std::panic::resume_unwind(panic),
         };
-        let rewrites = if rewrite_map.is_empty() {
+        Some(Lexicon {
+            escalate_after: raw.escalate_after,
+            mode,
+            langs,
+            detect,
+            rewrites,
+            idiom_remover,
+            idioms: OnceLock::new(),
+            idiom_entries,
+            rules,
+            rule_entries,
+        })
+    }
+
+    /// Every idiom in one alternation, to cut them all out in one pass.
+    fn compile_idiom_remover(&mut self, entries: &[Entry], mode: Mode) -> Option<Regex> {
+        if entries.is_empty() {
+            return None;
+        }
+        let alternation = entries.iter().map(|e| wrap_pattern(&e.source, mode)).collect::<Vec<_>>().join("|");
+        match build_regex(&alternation) {
+            Ok(re) => Some(re),
+            Err(err) => {
+                self.report_set_error(entries, mode, "idioms", &err);
+                None
+            }
+        }
+    }
+
+    fn compile_rewrites(&mut self, rewrite_map: HashMap<String, (String, Lang)>, mode: Mode) -> Option<Rewriter> {
+        if rewrite_map.is_empty() {
             None
         } else {
             let mut keys: Vec<&String> = rewrite_map.keys().collect();
@@ -1494,54 +1531,37 @@ impl Checker<'_> {
                     None
                 }
             }
-        };
-        Some(Lexicon {
-            escalate_after: raw.escalate_after,
-            mode,
-            langs,
-            detect,
-            rewrites,
-            idiom_remover,
-            idioms,
-            idiom_entries,
-            rules,
-            rule_entries,
-        })
+        }
     }
 
-    /// Compile `entries` into one set. If that fails, compile them one by one so
-    /// that every bad pattern gets its own diagnostic at its own line.
-    fn build_set(&mut self, entries: &[Entry], mode: Mode, what: &str) -> Option<RegexSet> {
-        if entries.is_empty() {
-            return None;
-        }
-        let set = RegexSetBuilder::new(entries.iter().map(|e| wrap_pattern(&e.source, mode)))
-            .size_limit(REGEX_SIZE_LIMIT)
-            .dfa_size_limit(DFA_SIZE_LIMIT)
-            .build();
-        match set {
-            Ok(set) => Some(set),
-            Err(err) => {
-                let before = self.diags.len();
-                for e in entries {
-                    if let Err(err) = build_regex(&e.source) {
-                        // Reported against the pattern as written, not as prepared.
-                        self.error(e.pos, "this pattern is not a valid regular expression", regex_hint(&err));
-                    } else if let Err(err) = build_regex(&wrap_pattern(&e.source, mode)) {
-                        self.error(e.pos, "this pattern could not be prepared for matching", regex_hint(&err));
-                    }
-                }
-                if self.diags.len() == before {
-                    self.error(
-                        Pos::new(1, 1),
-                        format!("the {what} are too many to compile together"),
-                        regex_hint(&err),
-                    );
-                }
-                None
+    /// A set failed to compile: compile its patterns one by one so that every bad
+    /// pattern gets its own diagnostic at its own line.
+    fn report_set_error(&mut self, entries: &[Entry], mode: Mode, what: &str, err: &regex::Error) {
+        let before = self.diags.len();
+        for e in entries {
+            if let Err(err) = build_regex(&e.source) {
+                // Reported against the pattern as written, not as prepared.
+                self.error(e.pos, "this pattern is not a valid regular expression", regex_hint(&err));
+            } else if let Err(err) = build_regex(&wrap_pattern(&e.source, mode)) {
+                self.error(e.pos, "this pattern could not be prepared for matching", regex_hint(&err));
             }
         }
+        if self.diags.len() == before {
+            self.error(Pos::new(1, 1), format!("the {what} are too many to compile together"), regex_hint(err));
+        }
     }
+}
+
+/// `entries` as one set (`Ok(None)` when there are none).
+fn compile_set(entries: &[Entry], mode: Mode) -> Result<Option<RegexSet>, regex::Error> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    RegexSetBuilder::new(entries.iter().map(|e| wrap_pattern(&e.source, mode)))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(DFA_SIZE_LIMIT)
+        .build()
+        .map(Some)
 }
 
 /// Compiled size limits: generous, the lexicon is trusted configuration.

@@ -100,79 +100,77 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, LoadError> {
         read(&path, diags)
     };
 
-    let settings = required(&mut diags, SETTINGS_FILE, "the bot settings").and_then(|(_, root)| {
-        let mut cx = Ctx::new(&special(SETTINGS_FILE), &mut diags);
-        decode::settings(&mut cx, &root)
-    });
-    let langs = settings.as_ref().map(|s| s.languages.clone()).unwrap_or_default();
+    // The lexicon takes longest to compile: it loads on its own thread meanwhile.
+    let lexicon_path = special(LEXICON_FILE);
+    std::thread::scope(|scope| {
+        let lexicon_job = scope.spawn(|| load_lexicon(&lexicon_path));
+        let settings = required(&mut diags, SETTINGS_FILE, "the bot settings").and_then(|(_, root)| {
+            let mut cx = Ctx::new(&special(SETTINGS_FILE), &mut diags);
+            decode::settings(&mut cx, &root)
+        });
+        let langs = settings.as_ref().map(|s| s.languages.clone()).unwrap_or_default();
 
-    let answers = match special(ANSWERS_FILE).exists() {
-        true => read(&special(ANSWERS_FILE), &mut diags)
-            .map(|(_, root)| decode::answer_sets(&mut Ctx::new(&special(ANSWERS_FILE), &mut diags), &root, &langs))
-            .unwrap_or_default(),
-        false => Default::default(),
-    };
-    let bands = match special(BANDS_FILE).exists() {
-        true => read(&special(BANDS_FILE), &mut diags)
-            .map(|(_, root)| decode::band_tables(&mut Ctx::new(&special(BANDS_FILE), &mut diags), &root, &langs))
-            .unwrap_or_default(),
-        false => Default::default(),
-    };
-    let directory = required(&mut diags, SERVICES_FILE, "the services directory")
-        .map(|(_, root)| decode::directory(&mut Ctx::new(&special(SERVICES_FILE), &mut diags), &root, &langs))
-        .unwrap_or_default();
-    let lexicon = {
-        let path = special(LEXICON_FILE);
-        if path.exists() {
-            match std::fs::read_to_string(&path) {
-                Ok(src) => match Lexicon::parse(&path, &src) {
-                    Ok(lx) => Some(lx),
-                    Err(mut ds) => {
-                        diags.append(&mut ds);
-                        None
-                    }
-                },
-                Err(e) => {
-                    diags.push(Diagnostic::error(&path, Pos::UNKNOWN, format!("cannot read the file: {e}")));
-                    None
+        let answers = match special(ANSWERS_FILE).exists() {
+            true => read(&special(ANSWERS_FILE), &mut diags)
+                .map(|(_, root)| decode::answer_sets(&mut Ctx::new(&special(ANSWERS_FILE), &mut diags), &root, &langs))
+                .unwrap_or_default(),
+            false => Default::default(),
+        };
+        let bands = match special(BANDS_FILE).exists() {
+            true => read(&special(BANDS_FILE), &mut diags)
+                .map(|(_, root)| decode::band_tables(&mut Ctx::new(&special(BANDS_FILE), &mut diags), &root, &langs))
+                .unwrap_or_default(),
+            false => Default::default(),
+        };
+        let directory = required(&mut diags, SERVICES_FILE, "the services directory")
+            .map(|(_, root)| decode::directory(&mut Ctx::new(&special(SERVICES_FILE), &mut diags), &root, &langs))
+            .unwrap_or_default();
+        let mut flows = std::collections::BTreeMap::new();
+        let specials = [SETTINGS_FILE, ANSWERS_FILE, BANDS_FILE, SERVICES_FILE, LEXICON_FILE];
+        for path in &files {
+            if path.parent() == Some(dir) && specials.iter().any(|s| path.file_name().is_some_and(|f| f == *s)) {
+                continue;
+            }
+            let Some((_, root)) = read(path, &mut diags) else { continue };
+            let mut cx = Ctx::new(path, &mut diags);
+            if let Some(tests) = root.get("tests") {
+                cx.error(
+                    tests.pos,
+                    "this is a conversation test file, not a flow",
+                    Some("keep tests outside the flows directory, e.g. in tests/flows/".into()),
+                );
+                continue;
+            }
+            if let Some(flow) = decode::flow(&mut cx, &root, &answers) {
+                if let Some(prev) = flows.get(&flow.id) {
+                    let prev: &super::model::Flow = prev;
+                    let msg = format!("flow id `{}` is also used by {}", flow.id, prev.file.display());
+                    cx.error(flow.pos, msg, Some("give each flow its own id".into()));
+                } else {
+                    flows.insert(flow.id.clone(), flow);
                 }
             }
-        } else {
-            diags.push(
-                Diagnostic::error(&path, Pos::UNKNOWN, "missing the crisis lexicon")
-                    .with_hint("crisis detection cannot run without `lexicon.yaml`"),
-            );
-            None
         }
-    };
-
-    let mut flows = std::collections::BTreeMap::new();
-    let specials = [SETTINGS_FILE, ANSWERS_FILE, BANDS_FILE, SERVICES_FILE, LEXICON_FILE];
-    for path in &files {
-        if path.parent() == Some(dir) && specials.iter().any(|s| path.file_name().is_some_and(|f| f == *s)) {
-            continue;
-        }
-        let Some((_, root)) = read(path, &mut diags) else { continue };
-        let mut cx = Ctx::new(path, &mut diags);
-        if let Some(tests) = root.get("tests") {
-            cx.error(
-                tests.pos,
-                "this is a conversation test file, not a flow",
-                Some("keep tests outside the flows directory, e.g. in tests/flows/".into()),
-            );
-            continue;
-        }
-        if let Some(flow) = decode::flow(&mut cx, &root, &answers) {
-            if let Some(prev) = flows.get(&flow.id) {
-                let prev: &super::model::Flow = prev;
-                let msg = format!("flow id `{}` is also used by {}", flow.id, prev.file.display());
-                cx.error(flow.pos, msg, Some("give each flow its own id".into()));
-            } else {
-                flows.insert(flow.id.clone(), flow);
+        let lexicon = match lexicon_job.join() {
+            Ok((lexicon, mut ds)) => {
+                diags.append(&mut ds);
+                lexicon
             }
-        }
-    }
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        finish(settings, flows, bands, directory, lexicon, diags, files.len())
+    })
+}
 
+fn finish(
+    settings: Option<super::model::Settings>,
+    flows: std::collections::BTreeMap<String, super::model::Flow>,
+    bands: std::collections::BTreeMap<String, super::model::BandTable>,
+    directory: crate::routing::Directory,
+    lexicon: Option<Lexicon>,
+    mut diags: Vec<Diagnostic>,
+    files: usize,
+) -> Result<Loaded, LoadError> {
     let (Some(settings), Some(lexicon)) = (settings, lexicon) else {
         return Err(LoadError { diagnostics: diags });
     };
@@ -182,5 +180,21 @@ pub fn load_dir(dir: &Path) -> Result<Loaded, LoadError> {
     if diags.iter().any(Diagnostic::is_error) {
         return Err(LoadError { diagnostics: diags });
     }
-    Ok(Loaded { bundle, warnings: diags, files: files.len() })
+    Ok(Loaded { bundle, warnings: diags, files })
+}
+
+/// Read and compile the crisis lexicon.
+fn load_lexicon(path: &Path) -> (Option<Lexicon>, Vec<Diagnostic>) {
+    if !path.exists() {
+        let d = Diagnostic::error(path, Pos::UNKNOWN, "missing the crisis lexicon")
+            .with_hint("crisis detection cannot run without `lexicon.yaml`");
+        return (None, vec![d]);
+    }
+    match std::fs::read_to_string(path) {
+        Ok(src) => match Lexicon::parse(path, &src) {
+            Ok(lx) => (Some(lx), vec![]),
+            Err(ds) => (None, ds),
+        },
+        Err(e) => (None, vec![Diagnostic::error(path, Pos::UNKNOWN, format!("cannot read the file: {e}"))]),
+    }
 }
