@@ -19,13 +19,14 @@ use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::deserialized_responses::TimelineEventKind;
 use matrix_sdk::encryption::EncryptionSettings;
+use matrix_sdk::room::MessagesOptions;
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
 use matrix_sdk::ruma::api::client::sync::sync_events;
 use matrix_sdk::ruma::api::error::{ErrorKind, RetryAfter};
 use matrix_sdk::ruma::events::room::message::{MessageType, RoomMessageEventContent};
 use matrix_sdk::ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent, SyncMessageLikeEvent};
 use matrix_sdk::ruma::serde::Raw;
-use matrix_sdk::ruma::{MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, UInt};
+use matrix_sdk::ruma::{MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, UInt, UserId};
 use matrix_sdk::{Client, Room, RoomState, SessionMeta, SessionTokens};
 use std::collections::HashMap;
 use std::future::Future;
@@ -381,7 +382,9 @@ pub async fn run(
     let me = client.user_id().ok_or_else(|| anyhow!("no Matrix user after login"))?.to_owned();
     let shared = Arc::new(Shared { bot, peppers, me, cfg, rooms: Mutex::new(HashMap::new()) });
     let mut tasks = JoinSet::new();
-    let mut backoff = Backoff::new(Duration::from_secs(4));
+    // Short: one long-poll request every 2 s is cheap, and the bot is back soon after
+    // its homeserver.
+    let mut backoff = Backoff::new(Duration::from_secs(2));
 
     // The filter, then a first sync with no wait whose timeline is history: skipped.
     let filter_id = loop {
@@ -669,16 +672,23 @@ async fn handle(shared: &Shared, room: &Room, mem: &mut RoomMemory, job: Job) ->
     }
     tracing::debug!(handled = ?handled, "matrix: message handled");
     if let Handled::Replied { forget: true, .. } = handled {
-        forget(room, mem).await;
+        forget(room, &shared.me, mem).await;
         return Flow::Left;
     }
     Flow::Stay
 }
 
-/// Remove the bot's messages in this room, then leave it.
-async fn forget(room: &Room, mem: &mut RoomMemory) {
+/// Remove the bot's messages in this room, then leave it. The ids kept in memory
+/// cover this run; the room's history covers messages sent before a restart.
+async fn forget(room: &Room, me: &UserId, mem: &mut RoomMemory) {
+    let mut ids: Vec<OwnedEventId> = mem.sent.drain(..).collect();
+    for id in own_messages(room, me).await {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
     let mut failed = 0usize;
-    for id in mem.sent.drain(..) {
+    for id in ids {
         let mut backoff = Backoff::new(Duration::from_secs(8));
         let mut done = false;
         for _ in 0..6 {
@@ -716,6 +726,55 @@ async fn forget(room: &Room, mem: &mut RoomMemory) {
         }
     }
     tracing::info!("matrix: forgot a conversation and left its room");
+}
+
+/// The bot's own, not yet redacted messages in this room's history, newest first
+/// (bounded: a DM with the bot is short, but a shared phone must not keep it).
+async fn own_messages(room: &Room, me: &UserId) -> Vec<OwnedEventId> {
+    const MAX_PAGES: usize = 50;
+    let mut found = Vec::new();
+    let mut options = MessagesOptions::backward();
+    options.limit = UInt::from(100u32);
+    options.filter.senders = Some(vec![me.to_owned()]);
+    for _ in 0..MAX_PAGES {
+        let page = match room.messages(clone_options(&options)).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(kind = Failure::of(&e).name(), "matrix: reading the room's history for forget failed");
+                break;
+            }
+        };
+        for ev in &page.chunk {
+            let raw = ev.raw();
+            // State events (the bot's own membership) stay; redacted messages are done.
+            let is_state = raw.get_field::<serde::de::IgnoredAny>("state_key").ok().flatten().is_some();
+            let content_empty = raw
+                .get_field::<serde_json::Map<String, serde_json::Value>>("content")
+                .ok()
+                .flatten()
+                .is_none_or(|c| c.is_empty());
+            if is_state || content_empty {
+                continue;
+            }
+            if let Some(id) = ev.event_id() {
+                found.push(id);
+            }
+        }
+        match page.end {
+            Some(end) if !page.chunk.is_empty() => options.from = Some(end),
+            _ => break,
+        }
+    }
+    found
+}
+
+/// `MessagesOptions` is not `Clone`: copy the fields this module sets.
+fn clone_options(o: &MessagesOptions) -> MessagesOptions {
+    let mut c = MessagesOptions::backward();
+    c.from.clone_from(&o.from);
+    c.limit = o.limit;
+    c.filter.senders.clone_from(&o.filter.senders);
+    c
 }
 
 /// Replies go back to one room as notices; their ids are remembered for "forget".
