@@ -8,6 +8,7 @@ pub mod convtest; // conversation tests a coordinator writes in YAML
 pub mod diag; // file:line:col diagnostics and "did you mean" hints
 pub mod engine; // sessions and the pure step function
 pub mod flow; // the declarative model: loading, checking, localised text
+pub mod handoff; // handoffs to an on-call peer supporter: tickets, claims, relaying (memory only)
 pub mod lang; // language tags
 pub mod privacy; // pseudonyms, the pepper and its rotation, the panic hook
 pub mod report; // anonymous usage reports: periods, small-cell suppression, discrete noise
