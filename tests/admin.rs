@@ -193,6 +193,10 @@ async fn data_endpoints(store: Store) {
         assert!(!csv.body.contains(small), "small count {small:?} published:\n{}", csv.body);
     }
 
+    // A range that cuts weeks is widened to whole weeks: the same cells, nothing to subtract.
+    let cut = http(addr, "GET", "/report.csv?from=2026-01-07&to=2026-01-13", &[BEARER], "").await;
+    assert_eq!(cut.body, csv.body);
+
     // JSON: the same cells.
     let json = http(addr, "GET", &format!("/report.json?{RANGE}"), &[BEARER], "").await;
     assert_eq!(json.status, 200);
@@ -601,4 +605,78 @@ fn browser_renders_the_suppressed_counts_from_the_database() {
 
     b.close();
     let _ = stop.send(());
+}
+
+/// `peerline admin` itself: no token, no server; a token file works; a public bind is
+/// warned about; SIGTERM stops it cleanly.
+#[test]
+fn the_admin_command_refuses_without_a_token_and_warns_on_a_public_bind() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("cli.db");
+    let bin = env!("CARGO_BIN_EXE_peerline");
+    let out = std::process::Command::new(bin)
+        .args(["admin", "--bind", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .env_remove("PEERLINE_ADMIN_TOKEN")
+        .env_remove("PEERLINE_ADMIN_TOKEN_FILE")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PEERLINE_ADMIN_TOKEN"), "{out:?}");
+
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).expect("token file");
+    let mut child = std::process::Command::new(bin)
+        .args(["admin", "--bind", "0.0.0.0:0", "--db"])
+        .arg(&db)
+        .env_remove("PEERLINE_ADMIN_TOKEN")
+        .env("PEERLINE_ADMIN_TOKEN_FILE", &token_file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Read stderr on a thread so a silent child cannot hang the test.
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let port = loop {
+        let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) else {
+            let _ = child.kill();
+            panic!("peerline admin did not start:\n{seen}");
+        };
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(rest) = line.split("http://").nth(1) {
+            let addr = rest.split('/').next().expect("addr");
+            break addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).expect("port");
+        }
+    };
+    assert!(seen.contains("WARNING") && seen.contains("0.0.0.0"), "{seen}");
+    assert!(!seen.contains(TOKEN), "the token must never be printed");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    assert_eq!(rt.block_on(http(addr, "GET", "/healthz", &[], "")).status, 200);
+    assert_eq!(rt.block_on(http(addr, "GET", "/metrics", &[BEARER], "")).status, 200, "the token from the file works");
+
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("peerline admin did not stop on SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
 }

@@ -42,7 +42,8 @@ pub fn period_name(p: Period) -> &'static str {
 }
 
 /// Parse `pairs` (already percent-decoded). `today` is the default end; the default
-/// start is the Monday twelve weeks before, so weekly columns are whole weeks.
+/// start is the Monday eleven weeks before its week's, so the default is twelve whole weeks.
+/// Ranges are widened to whole periods.
 pub fn parse(pairs: &[(String, String)], today: Date, min_threshold: i64) -> Result<Range, String> {
     let mut from = None;
     let mut to = None;
@@ -84,6 +85,9 @@ pub fn parse(pairs: &[(String, String)], today: Date, min_threshold: i64) -> Res
     if from > to {
         return Err(format!("`from` ({from}) is after `to` ({to})"));
     }
+    // Whole periods only: a range ending mid-week would let two overlapping queries be
+    // subtracted to reveal a few days' counts that no single table shows.
+    let (from, to) = snap(from, to, period);
     let columns = count_periods(from, to, period);
     if columns > MAX_COLUMNS {
         return Err(format!(
@@ -92,6 +96,19 @@ pub fn parse(pairs: &[(String, String)], today: Date, min_threshold: i64) -> Res
         ));
     }
     Ok(Range { from, to, period, threshold })
+}
+
+/// Widen a range to the start of `from`'s period and the end of `to`'s.
+fn snap(from: Date, to: Date, period: Period) -> (Date, Date) {
+    match period {
+        Period::Day => (from, to),
+        Period::Week => {
+            let start = from.checked_sub((from.weekday().to_monday_zero_offset() as i64).days()).unwrap_or(from);
+            let end = to.checked_add((6 - to.weekday().to_monday_zero_offset() as i64).days()).unwrap_or(to);
+            (start, end)
+        }
+        Period::Month => (from.first_of_month(), to.last_of_month()),
+    }
 }
 
 fn date(v: &str, what: &str) -> Result<Date, String> {
@@ -134,7 +151,7 @@ mod tests {
     #[test]
     fn defaults_are_twelve_whole_weeks() {
         let r = p(&[]).expect("ok");
-        assert_eq!(r.to.to_string(), "2026-03-12");
+        assert_eq!(r.to.to_string(), "2026-03-15", "the end of the week of 2026-03-12");
         assert_eq!(r.from.to_string(), "2025-12-22");
         assert_eq!(r.from.weekday(), jiff::civil::Weekday::Monday);
         assert_eq!(r.threshold, 11);
@@ -152,6 +169,11 @@ mod tests {
         assert!(p(&[("from", "2020-01-01"), ("by", "day")]).unwrap_err().contains("columns"));
         assert!(!p(&[("by", "<script>")]).unwrap_err().contains('<'));
         assert_eq!(p(&[("threshold", "20")]).expect("ok").threshold, 20);
-        assert_eq!(p(&[("from", "2026-01-01"), ("by", "month")]).expect("ok").period, Period::Month);
+        let m = p(&[("from", "2026-01-10"), ("to", "2026-02-03"), ("by", "month")]).expect("ok");
+        assert_eq!((m.from.to_string(), m.to.to_string()), ("2026-01-01".into(), "2026-02-28".into()));
+        let w = p(&[("from", "2026-01-07"), ("to", "2026-01-13")]).expect("ok");
+        assert_eq!((w.from.to_string(), w.to.to_string()), ("2026-01-05".into(), "2026-01-18".into()));
+        let d = p(&[("from", "2026-01-07"), ("to", "2026-01-13"), ("by", "day")]).expect("ok");
+        assert_eq!((d.from.to_string(), d.to.to_string()), ("2026-01-07".into(), "2026-01-13".into()));
     }
 }

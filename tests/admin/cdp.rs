@@ -20,7 +20,8 @@ pub struct Browser {
     next_id: u64,
 }
 
-/// Debian's chromium flags for a headless run in a container (see the README's test notes).
+/// Flags for Debian's chromium headless in a container: no sandbox (root), no GPU, no
+/// background traffic; the profile is a fresh temporary directory per run.
 pub const FLAGS: &[&str] = &[
     "--headless",
     "--no-sandbox",
