@@ -2,6 +2,7 @@
 //!
 //! The map of the crate, one line a module:
 
+pub mod admin; // the administrator's web page, /healthz and /metrics: suppressed aggregates only
 pub mod bot; // the one place that does I/O: screen, crisis first, load, step, commit, reply
 pub mod conversation; // one conversation in memory: crisis screen, then the engine
 pub mod convtest; // conversation tests a coordinator writes in YAML

@@ -74,6 +74,18 @@ enum Cmd {
         #[arg(long)]
         epsilon: Option<f64>,
     },
+    /// Serve the administrators' page (anonymous counts, small cells hidden), /healthz and /metrics.
+    /// The token comes from PEERLINE_ADMIN_TOKEN or the file named by PEERLINE_ADMIN_TOKEN_FILE.
+    Admin {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Address to listen on; anything but loopback should sit behind a TLS proxy.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+        /// Counts below this show as "<N" (never below 5).
+        #[arg(long, default_value_t = peerline::report::DEFAULT_THRESHOLD)]
+        threshold: i64,
+    },
     /// Check a flows directory and report every problem as file:line:col.
     Check {
         #[arg(default_value = "flows")]
@@ -290,6 +302,7 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Admin { db, bind, threshold } => run_admin(&db, bind, threshold),
         Cmd::Check { dir, reviews } => {
             let started = std::time::Instant::now();
             match flow::load_dir(&dir) {
@@ -367,6 +380,30 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
     }
 }
 
+/// `peerline admin`: the administrators' page until SIGINT or SIGTERM.
+fn run_admin(db: &DbArgs, bind: std::net::SocketAddr, threshold: i64) -> Result<ExitCode> {
+    if threshold < peerline::report::MIN_THRESHOLD {
+        bail!("--threshold must be at least {}", peerline::report::MIN_THRESHOLD);
+    }
+    let token = peerline::admin::Token::from_env()?;
+    if !bind.ip().is_loopback() {
+        eprintln!(
+            "peerline: WARNING: the admin page will listen on {bind}, reachable from other machines. \
+             The token travels in clear over plain HTTP: put a TLS proxy in front, or bind 127.0.0.1."
+        );
+    }
+    runtime()?.block_on(async {
+        let store = open_store(db).await?;
+        let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("listening on {bind}"))?;
+        eprintln!("peerline: admin page on http://{}/ (Ctrl-C to stop)", listener.local_addr()?);
+        let options = peerline::admin::Options { threshold, ..peerline::admin::Options::new(token) };
+        peerline::admin::serve(listener, store.clone(), options, shutdown_signal()).await?;
+        store.close().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `peerline run`: flows, store and peppers as in `chat`, then the platform transport
 /// until SIGINT/SIGTERM; idle sessions are expired every minute.
 fn run_bot(matrix: bool, flows: &Path, db: &DbArgs, idle_minutes: u64) -> Result<ExitCode> {
@@ -425,7 +462,6 @@ fn run_bot(matrix: bool, flows: &Path, db: &DbArgs, idle_minutes: u64) -> Result
 }
 
 /// Resolves on SIGINT or SIGTERM.
-#[cfg(feature = "matrix")]
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
