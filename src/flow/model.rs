@@ -135,10 +135,14 @@ pub enum TextKey {
     FlowError,
     /// The store cannot be reached: try again (crisis replies never depend on it).
     Unavailable,
+    /// Said in a group room or server channel: the bot only talks one to one.
+    GroupRedirect,
+    /// A private conversation was opened for the worker (e.g. Discord's `/checkin`).
+    DmOpened,
 }
 
 impl TextKey {
-    pub const ALL: [TextKey; 16] = [
+    pub const ALL: [TextKey; 18] = [
         TextKey::Help,
         TextKey::NotUnderstood,
         TextKey::OfferMenu,
@@ -155,6 +159,8 @@ impl TextKey {
         TextKey::ServicesIntro,
         TextKey::FlowError,
         TextKey::Unavailable,
+        TextKey::GroupRedirect,
+        TextKey::DmOpened,
     ];
     pub fn key(self) -> &'static str {
         match self {
@@ -174,6 +180,8 @@ impl TextKey {
             TextKey::ServicesIntro => "services_intro",
             TextKey::FlowError => "flow_error",
             TextKey::Unavailable => "unavailable",
+            TextKey::GroupRedirect => "group_redirect",
+            TextKey::DmOpened => "dm_opened",
         }
     }
 }
