@@ -36,10 +36,10 @@ struct Running {
     d: Double,
     dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
-async fn start(tweak: impl FnOnce(&mut DiscordConfig)) -> Running {
+async fn start(tweak: impl FnOnce(&mut DiscordConfig, &Double)) -> Running {
     logs();
     let d = Double::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -49,7 +49,7 @@ async fn start(tweak: impl FnOnce(&mut DiscordConfig)) -> Running {
     let bot = Arc::new(peerline::bot::Bot::new(Arc::new(bundle), store, Default::default()));
     let mut cfg = DiscordConfig::new(Token::new(TOKEN));
     cfg.http_client = Some(d.client());
-    tweak(&mut cfg);
+    tweak(&mut cfg, &d);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let peppers = Arc::new(common::peppers());
     let task = tokio::spawn(discord::run(cfg, bot, peppers, async {
@@ -58,7 +58,7 @@ async fn start(tweak: impl FnOnce(&mut DiscordConfig)) -> Running {
     d.wait_connected(1, 0).await;
     // The slash command is registered once the gateway is ready.
     d.wait_for("command registration", WAIT, |r| r.iter().find(|q| q.method == "PUT").cloned()).await;
-    Running { d, dir, stop: Some(tx), task }
+    Running { d, dir, stop: Some(tx), task: Some(task) }
 }
 
 impl Running {
@@ -66,9 +66,17 @@ impl Running {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        let r = tokio::time::timeout(WAIT, &mut self.task).await.expect("the transport stopped in time");
-        r.expect("task").expect("run returned Ok");
+        if let Some(task) = self.task.take() {
+            let r = tokio::time::timeout(WAIT, task).await.expect("the transport stopped in time");
+            r.expect("task").expect("run returned Ok");
+        }
         self.dir
+    }
+
+    /// Every attempt to post in `channel`, whatever the answer.
+    fn posts_any(&self, channel: u64) -> Vec<Req> {
+        let path = format!("/channels/{channel}/messages");
+        self.d.requests().into_iter().filter(|r| r.method == "POST" && r.path == path).collect()
     }
 
     /// The messages the bot posted in `channel` after the first `since` requests.
@@ -161,7 +169,7 @@ fn button_count(message: &Value) -> Vec<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phq4_by_button_presses_to_a_routed_result() {
-    let r = start(|_| {}).await;
+    let r = start(|_, _| {}).await;
     let (user, dm) = (2_000_000_000_000_000_001, 2_100_000_000_000_000_001);
     r.say(user, dm, "hi", "").await;
     let offer = r.last_with_buttons(dm);
@@ -195,7 +203,7 @@ const CANARY_TEXT: &str = "canary-okapi-7d1f my shift was awful";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phq4_by_typed_answers_with_canary_check() {
-    let r = start(|_| {}).await;
+    let r = start(|_, _| {}).await;
     let (user, dm) = (CANARY_USER, CANARY_DM);
     r.say(user, dm, "hi", "").await;
     r.say(user, dm, "1", "Over the last 2 weeks").await;
@@ -225,7 +233,7 @@ async fn phq4_by_typed_answers_with_canary_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crisis_mid_flow_gets_crisis_contacts_first() {
-    let r = start(|_| {}).await;
+    let r = start(|_, _| {}).await;
     let (user, dm) = (2_000_000_000_000_000_002, 2_100_000_000_000_000_002);
     r.say(user, dm, "hi", "").await;
     r.say(user, dm, "1", "Over the last 2 weeks").await;
@@ -239,7 +247,7 @@ async fn crisis_mid_flow_gets_crisis_contacts_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkin_from_a_server_is_ephemeral_and_opens_a_dm() {
-    let r = start(|_| {}).await;
+    let r = start(|_, _| {}).await;
     let (user, channel) = (2_000_000_000_000_000_003, 2_200_000_000_000_000_003);
     let id = r.d.slash_checkin(user, channel, "es-ES");
     let cb =
@@ -273,7 +281,7 @@ async fn checkin_from_a_server_is_ephemeral_and_opens_a_dm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mention_in_a_channel_gets_one_redirect_and_no_screening() {
-    let r = start(|_| {}).await;
+    let r = start(|_, _| {}).await;
     let (user, channel) = (2_000_000_000_000_000_004, 2_200_000_000_000_000_004);
     r.d.channel_message(user, channel, "hello everyone", false);
     r.d.channel_message(user, channel, "<@1300000000000000001> i want to kill myself", true);
@@ -295,7 +303,7 @@ async fn a_mention_in_a_channel_gets_one_redirect_and_no_screening() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_deletes_the_bots_messages() {
-    let r = start(|_| {}).await;
+    let r = start(|_, _| {}).await;
     let (user, dm) = (2_000_000_000_000_000_005, 2_100_000_000_000_000_005);
     r.say(user, dm, "hi", "").await;
     r.say(user, dm, "1", "Over the last 2 weeks").await;
@@ -322,7 +330,7 @@ async fn forget_deletes_the_bots_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_disconnect_resumes_and_the_conversation_continues() {
-    let r = start(|_| {}).await;
+    let r = start(|_, _| {}).await;
     let (user, dm) = (2_000_000_000_000_000_006, 2_100_000_000_000_000_006);
     r.say(user, dm, "hi", "").await;
     r.d.disconnect();
@@ -343,7 +351,7 @@ const HEARTBEAT_WAIT: u64 = 1600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_is_retried_after_retry_after() {
-    let r = start(|_| {}).await;
+    let r = start(|_, _| {}).await;
     let (user, dm) = (2_000_000_000_000_000_007, 2_100_000_000_000_000_007);
     r.d.rate_limit_next("POST", &format!("/channels/{dm}/messages"), 1.5);
     r.say(user, dm, "hi", "").await;
@@ -378,4 +386,79 @@ fn the_doubles_payloads_parse_as_discord_models() {
     assert!(matches!(parsed, Ok(Interaction::Component(_))), "{parsed:?}");
     let ready: Ready = serde_json::from_value(double::ready_payload("s", "ws://127.0.0.1:1")).expect("READY");
     assert_eq!(ready.user.id.get(), BOT_ID);
+}
+
+/// `PEERLINE_DISCORD_API_BASE` (serenity's proxy mode, its ratelimiter off): a 429
+/// reaches the transport, which retries the request after a back-off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_api_proxy_a_429_is_retried_too() {
+    let r = start(|cfg, d| {
+        cfg.http_client = None;
+        cfg.api_base = Some(d.api_base());
+    })
+    .await;
+    let (user, dm) = (2_000_000_000_000_000_008, 2_100_000_000_000_000_008);
+    r.d.rate_limit_next("POST", &format!("/channels/{dm}/messages"), 0.2);
+    r.say(user, dm, "hi", "").await;
+    let tries: Vec<Req> = r.posts_any(dm);
+    assert_eq!((tries[0].status, tries[1].status), (429, 200));
+    assert_eq!(tries[0].body, tries[1].body, "the same message, not lost");
+    assert!(tries[1].at - tries[0].at >= Duration::from_millis(180));
+    r.stop().await;
+}
+
+/// The `peerline run --discord` binary: settings from the environment, its default log
+/// filter at TRACE, SIGTERM stops it cleanly; no id, text or token in its log or database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_discord_and_logs_nothing_identifying() {
+    let d = Double::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("peerline.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_peerline"))
+        .arg("run")
+        .arg("--discord")
+        .arg("--flows")
+        .arg(common::root().join("flows"))
+        .arg("--db")
+        .arg(dir.path().join("peerline.db"))
+        .env("PEERLINE_DISCORD_TOKEN", TOKEN)
+        .env("PEERLINE_DISCORD_API_BASE", d.api_base())
+        .env("RUST_LOG", "trace")
+        .env_remove("PEERLINE_DATABASE_URL")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("peerline");
+    d.wait_connected(1, 0).await;
+    let r = Running { d, dir, stop: None, task: None };
+    let (user, dm) = (CANARY_USER + 1, CANARY_DM + 1);
+    r.say(user, dm, "hi", "").await;
+    r.say(user, dm, "1", "Over the last 2 weeks").await;
+    r.say(user, dm, CANARY_TEXT, "").await;
+    let killed = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "peerline did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(status.success(), "peerline exited with {status}:\n{text}");
+    assert!(text.contains("discord: connected") && text.contains("stopped"), "{text}");
+    let mut db = Vec::new();
+    for entry in std::fs::read_dir(r.dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with("peerline.db") {
+            db.extend(std::fs::read(entry.path()).unwrap());
+        }
+    }
+    let db = String::from_utf8_lossy(&db);
+    for needle in [user.to_string(), dm.to_string(), "canary-okapi".into(), TOKEN.into()] {
+        assert!(!text.contains(&needle), "{needle} is in the log");
+        assert!(!db.contains(&needle), "{needle} is in the database");
+    }
 }

@@ -108,6 +108,11 @@ impl Double {
         d
     }
 
+    /// The base URL for serenity's proxy mode (`PEERLINE_DISCORD_API_BASE`): plain HTTP.
+    pub fn api_base(&self) -> String {
+        format!("http://{}", self.proxy)
+    }
+
     /// The HTTP client the bot is given: HTTPS through this double, trusting the test CA.
     pub fn client(&self) -> reqwest::Client {
         let ca = reqwest::Certificate::from_pem(include_bytes!("test-ca.pem")).expect("test CA");
@@ -317,11 +322,18 @@ fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
     tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
-/// An HTTP CONNECT tunnel to "discord.com:443", then TLS, then HTTP/1.1.
+/// An HTTP CONNECT tunnel to "discord.com:443", then TLS, then HTTP/1.1; or plain
+/// HTTP/1.1 straight away (the bot configured with an API base, serenity's proxy mode).
 async fn serve_connect(tcp: TcpStream, tls: tokio_rustls::TlsAcceptor, state: Arc<State>) {
     let mut r = BufReader::new(tcp);
     let mut line = String::new();
-    if r.read_line(&mut line).await.is_err() || !line.starts_with("CONNECT discord.com:443 ") {
+    if r.read_line(&mut line).await.is_err() {
+        return;
+    }
+    if !line.starts_with("CONNECT ") {
+        return serve_http(r, Some(line), state).await;
+    }
+    if !line.starts_with("CONNECT discord.com:443 ") {
         return;
     }
     loop {
@@ -337,17 +349,25 @@ async fn serve_connect(tcp: TcpStream, tls: tokio_rustls::TlsAcceptor, state: Ar
         return;
     }
     let Ok(stream) = tls.accept(tcp).await else { return };
-    serve_http(stream, state).await;
+    serve_http(BufReader::new(stream), None, state).await;
 }
 
-async fn serve_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(stream: S, state: Arc<State>) {
-    let mut r = BufReader::new(stream);
+async fn serve_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut r: BufReader<S>,
+    mut first: Option<String>,
+    state: Arc<State>,
+) {
     loop {
-        let mut line = String::new();
-        match r.read_line(&mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+        let line = match first.take() {
+            Some(l) => l,
+            None => {
+                let mut line = String::new();
+                match r.read_line(&mut line).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => line,
+                }
+            }
+        };
         let mut parts = line.split_whitespace();
         let (Some(method), Some(target)) = (parts.next(), parts.next()) else { return };
         let (method, target) = (method.to_string(), target.to_string());
