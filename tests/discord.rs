@@ -251,13 +251,26 @@ async fn checkin_from_a_server_is_ephemeral_and_opens_a_dm() {
     let (user, channel) = (2_000_000_000_000_000_003, 2_200_000_000_000_000_003);
     let id = r.d.slash_checkin(user, channel, "es-ES");
     let cb =
-        r.d.wait_for("the /checkin answer", WAIT, |reqs| {
+        r.d.wait_for("the /checkin acknowledgement", WAIT, |reqs| {
             reqs.iter().find(|q| q.path == format!("/interactions/{id}/itoken-{id}/callback")).cloned()
         })
         .await;
-    assert_eq!(cb.body["type"], 4, "{}", cb.body);
+    assert_eq!(cb.body["type"], 5, "deferred: {}", cb.body);
     assert_eq!(cb.body["data"]["flags"], 64, "ephemeral: {}", cb.body);
-    assert!(cb.body["data"]["content"].as_str().unwrap().contains("mensaje directo"), "in Spanish: {}", cb.body);
+    let answer =
+        r.d.wait_for("the /checkin answer", WAIT, |reqs| {
+            reqs.iter()
+                .find(|q| q.method == "PATCH" && q.path.ends_with(&format!("/itoken-{id}/messages/@original")))
+                .cloned()
+        })
+        .await;
+    assert_eq!(answer.path, format!("/webhooks/{}/itoken-{id}/messages/@original", double::APP_ID));
+    assert!(
+        answer.body["content"].as_str().unwrap().contains("Le envié un mensaje directo"),
+        "in Spanish: {}",
+        answer.body
+    );
+    assert!(answer.at > r.posts(r.d.dm_channel_of(user).unwrap(), 0)[0].at, "said only after the DM arrived");
     let open =
         r.d.wait_for("a DM opened", WAIT, |reqs| {
             reqs.iter().find(|q| q.method == "POST" && q.path == "/users/@me/channels").cloned()
@@ -461,4 +474,44 @@ async fn the_binary_runs_discord_and_logs_nothing_identifying() {
         assert!(!text.contains(&needle), "{needle} is in the log");
         assert!(!db.contains(&needle), "{needle} is in the database");
     }
+}
+
+/// A worker who does not accept DMs from the bot is told so (ephemerally), not promised a DM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkin_says_so_when_the_dm_cannot_be_delivered() {
+    let r = start(|_, _| {}).await;
+    let (user, channel) = (2_000_000_000_000_000_009, 2_200_000_000_000_000_009);
+    r.d.refuse_dms(user);
+    let id = r.d.slash_checkin(user, channel, "en-US");
+    let answer =
+        r.d.wait_for("the /checkin answer", Duration::from_secs(40), |reqs| {
+            reqs.iter()
+                .find(|q| q.method == "PATCH" && q.path.ends_with(&format!("/itoken-{id}/messages/@original")))
+                .cloned()
+        })
+        .await;
+    assert!(answer.body["content"].as_str().unwrap().contains("couldn't send you a direct message"), "{}", answer.body);
+    assert!(r.posts(channel, 0).is_empty(), "nothing is posted in the server channel");
+    r.stop().await;
+}
+
+/// A token Discord rejects stops the transport with a clear error that does not repeat it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_stops_with_a_clear_error() {
+    logs();
+    let d = Double::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        peerline::store::Store::open(&peerline::store::Location::Sqlite(dir.path().join("p.db"))).await.expect("store");
+    let bundle = common::load(&common::root().join("flows"));
+    let bot = Arc::new(peerline::bot::Bot::new(Arc::new(bundle), store, Default::default()));
+    let wrong = "wrong-token-0f9e8d";
+    let mut cfg = DiscordConfig::new(Token::new(wrong));
+    cfg.http_client = Some(d.client());
+    let run = discord::run(cfg, bot, Arc::new(common::peppers()), std::future::pending());
+    let err = tokio::time::timeout(WAIT, run).await.expect("stops").expect_err("fails");
+    let text = format!("{err:#}");
+    assert!(text.contains("token was rejected"), "{text}");
+    assert!(!text.contains(wrong) && !logs().text().contains(wrong));
+    assert_eq!(d.gateway_counts().0, 0, "never identified");
 }

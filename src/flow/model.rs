@@ -139,10 +139,12 @@ pub enum TextKey {
     GroupRedirect,
     /// A private conversation was opened for the worker (e.g. Discord's `/checkin`).
     DmOpened,
+    /// The platform would not let the bot message the worker privately.
+    DmFailed,
 }
 
 impl TextKey {
-    pub const ALL: [TextKey; 18] = [
+    pub const ALL: [TextKey; 19] = [
         TextKey::Help,
         TextKey::NotUnderstood,
         TextKey::OfferMenu,
@@ -161,6 +163,7 @@ impl TextKey {
         TextKey::Unavailable,
         TextKey::GroupRedirect,
         TextKey::DmOpened,
+        TextKey::DmFailed,
     ];
     pub fn key(self) -> &'static str {
         match self {
@@ -182,6 +185,7 @@ impl TextKey {
             TextKey::Unavailable => "unavailable",
             TextKey::GroupRedirect => "group_redirect",
             TextKey::DmOpened => "dm_opened",
+            TextKey::DmFailed => "dm_failed",
         }
     }
 }

@@ -70,6 +70,8 @@ struct State {
     /// Answer the next request matching (method, path prefix) with a 429 and this `retry_after`.
     limits: Mutex<VecDeque<(String, String, f64)>>,
     dms: Mutex<HashMap<u64, u64>>,
+    /// DM channels whose recipient does not accept DMs from the bot (403, code 50007).
+    refused: Mutex<Vec<u64>>,
     ids: AtomicU64,
     gateway_url: Mutex<String>,
 }
@@ -297,6 +299,12 @@ impl Double {
         })
     }
 
+    /// `user` does not accept DMs from the bot: its DM channel is opened, sending there fails.
+    pub fn refuse_dms(&self, user: u64) {
+        let id = *lock(&self.state.dms).entry(user).or_insert_with(|| self.state.ids.fetch_add(1, Ordering::SeqCst));
+        lock(&self.state.refused).push(id);
+    }
+
     /// The DM channel the double created for `user`, if any.
     pub fn dm_channel_of(&self, user: u64) -> Option<u64> {
         lock(&self.state.dms).get(&user).copied()
@@ -396,13 +404,18 @@ async fn serve_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         let path = target.split('?').next().unwrap_or("").trim_start_matches("/api/v10").to_string();
         let body: Value =
             if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
-        let (status, headers, out) = route(&state, &method, &path, &body);
+        let (status, headers, out) = if auth == format!("Bot {TOKEN}") {
+            route(&state, &method, &path, &body)
+        } else {
+            (401, vec![], json!({"message": "401: Unauthorized", "code": 0}))
+        };
         lock(&state.reqs).push(Req { method, path, body, auth, at: Instant::now(), status, response: out.clone() });
         state.changed.notify_waiters();
         let reason = match status {
             200 => "OK",
             204 => "No Content",
             401 => "Unauthorized",
+            403 => "Forbidden",
             404 => "Not Found",
             429 => "Too Many Requests",
             _ => "Other",
@@ -480,6 +493,11 @@ fn route(state: &State, method: &str, path: &str, body: &Value) -> (u16, Vec<(St
                 json!({"id": id.to_string(), "type": 1, "last_message_id": null, "flags": 0, "recipients": [user]}),
             )
         }
+        ("POST", ["channels", channel, "messages"])
+            if lock(&state.refused).iter().any(|c| c.to_string() == *channel) =>
+        {
+            (403, vec![], json!({"message": "Cannot send messages to this user", "code": 50007}))
+        }
         ("POST", ["channels", channel, "messages"]) => {
             let id = new_id();
             let components = if body["components"].is_array() { body["components"].clone() } else { json!([]) };
@@ -491,6 +509,18 @@ fn route(state: &State, method: &str, path: &str, body: &Value) -> (u16, Vec<(St
                 "pinned": false, "type": 0, "flags": 0, "components": components
             });
             (200, ok_headers("b-messages"), m)
+        }
+        ("PATCH", ["webhooks", app, token, "messages", "@original"]) => {
+            let m = json!({
+                "id": new_id().to_string(), "channel_id": "1300000000000000077", "author": bot,
+                "content": body["content"].as_str().unwrap_or(""), "webhook_id": app, "application_id": app,
+                "timestamp": "2026-01-07T15:00:01.000000+00:00", "edited_timestamp": null, "tts": false,
+                "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
+                "pinned": false, "type": 20, "flags": 64, "components": [],
+                "interaction_metadata": {"id": token.trim_start_matches("itoken-"), "type": 2,
+                    "user": Double::user(1, "worker", false), "authorizing_integration_owners": {}}
+            });
+            (200, ok_headers("b-webhook"), m)
         }
         ("DELETE", ["channels", _, "messages", _]) => (204, ok_headers("b-delete"), Value::Null),
         ("POST", ["interactions", _, _, "callback"]) => (204, vec![], Value::Null),

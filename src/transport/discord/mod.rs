@@ -24,11 +24,11 @@ use crate::engine::{Event, Reply};
 use crate::flow::model::TextKey;
 use crate::lang::Lang;
 use crate::privacy::{PepperRing, Pseudonym};
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use serenity::all::{
     ChannelId, Command, CommandInteraction, ComponentInteraction, Context, CreateCommand, CreateInteractionResponse,
-    CreateInteractionResponseMessage, CreateMessage, EventHandler, GatewayIntents, Interaction, Message, MessageId,
-    Ready, ResumedEvent, UserId,
+    CreateInteractionResponseMessage, CreateMessage, EditInteractionResponse, EventHandler, GatewayIntents,
+    Interaction, Message, MessageId, Ready, ResumedEvent, UserId,
 };
 use serenity::http::{Http, HttpBuilder};
 use std::collections::{HashMap, VecDeque};
@@ -311,13 +311,38 @@ pub async fn run(
         in_flight: InFlight::default(),
         stopping: AtomicBool::new(false),
     });
+    tokio::pin!(shutdown);
+    // Check the token first: serenity's gateway client would retry a rejected one forever.
+    let mut wait = Duration::from_millis(500);
+    let me = loop {
+        let r = tokio::select! {
+            r = http.get_current_user() => r,
+            _ = &mut shutdown => return Ok(()),
+        };
+        match r {
+            Ok(user) => break user.id,
+            Err(e) => match Failure::of(&e) {
+                Failure::Unauthorized => {
+                    bail!("discord: the bot token was rejected (check PEERLINE_DISCORD_TOKEN)")
+                }
+                f => {
+                    tracing::warn!(kind = f.name(), "discord: could not reach Discord, retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = &mut shutdown => return Ok(()),
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+            },
+        }
+    };
+    let _ = shared.me.set(me);
     let mut client = serenity::client::ClientBuilder::new_with_http(http, intents())
         .event_handler(Handler { shared: shared.clone() })
         .await
         .map_err(|e| anyhow!("discord: could not build the client ({})", Failure::of(&e).name()))?;
     let shards = client.shard_manager.clone();
     tracing::info!("discord: connecting");
-    tokio::pin!(shutdown);
     let result = tokio::select! {
         r = client.start() => r.map_err(|e| match Failure::of(&e) {
             Failure::Unauthorized => anyhow!("discord: the bot token was rejected (check PEERLINE_DISCORD_TOKEN)"),
@@ -432,22 +457,38 @@ async fn on_button(shared: &Shared, http: &Http, c: ComponentInteraction) {
 }
 
 /// `/checkin`: an ephemeral answer where it was used, then the conversation in a DM.
+/// The answer is deferred first (Discord's 3-second window), and says only once the
+/// DM is known to have arrived that it did, or else how to let the bot in.
 async fn on_command(shared: &Shared, http: &Http, c: CommandInteraction) {
     if c.data.name != COMMAND {
         return;
     }
-    let lang = lang_of_locale(&c.locale);
-    let text = shared.text(TextKey::DmOpened, lang.as_ref());
-    let reply =
-        CreateInteractionResponse::Message(CreateInteractionResponseMessage::new().content(text).ephemeral(true));
-    if let Err(e) = c.create_response(http, reply).await {
-        tracing::warn!(kind = Failure::of(&e).name(), "discord: /checkin could not be answered");
+    let defer = CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(true));
+    if let Err(e) = c.create_response(http, defer).await {
+        tracing::warn!(kind = Failure::of(&e).name(), "discord: /checkin could not be acknowledged");
     }
-    let Some(dm) = with_retry("open DM", || c.user.id.create_dm_channel(http)).await else { return };
-    let who = shared.who(c.user.id);
-    let key = shared.event_key("interaction", c.id.get());
-    converse(shared, http, dm.id, &who, key, Event::Open, lang, None).await;
-    tracing::info!("discord: /checkin opened a DM");
+    let lang = lang_of_locale(&c.locale);
+    let delivered = match with_retry("open DM", || c.user.id.create_dm_channel(http)).await {
+        Some(dm) => {
+            let who = shared.who(c.user.id);
+            let key = shared.event_key("interaction", c.id.get());
+            let d = converse(shared, http, dm.id, &who, key, Event::Open, lang.clone(), None).await;
+            d.sent > 0 && d.failed == 0
+        }
+        None => false,
+    };
+    let text = shared.text(if delivered { TextKey::DmOpened } else { TextKey::DmFailed }, lang.as_ref());
+    let edit = EditInteractionResponse::new().content(text);
+    // A failure is logged (by kind) inside; the worker then sees Discord's "thinking…" end.
+    let _ = with_retry("answer /checkin", || c.edit_response(http, edit.clone())).await;
+    tracing::info!(delivered, "discord: /checkin handled");
+}
+
+/// What reached the worker of one conversation step.
+#[derive(Debug, Default, Clone, Copy)]
+struct Delivery {
+    sent: usize,
+    failed: usize,
 }
 
 /// One event of a DM conversation through the bot, in turn with the channel's other events.
@@ -461,7 +502,7 @@ async fn converse(
     event: Event<'_>,
     language: Option<Lang>,
     pressed_on: Option<MessageId>,
-) {
+) -> Delivery {
     let memory = shared.channel(channel);
     let mut mem = memory.lock().await;
     mem.last_used = Instant::now();
@@ -469,22 +510,24 @@ async fn converse(
         match mem.buttons {
             Buttons::On(current) if current != pressed => {
                 tracing::debug!("discord: a press on an earlier question; ignored");
-                return;
+                return Delivery::default();
             }
             Buttons::None => {
                 tracing::debug!("discord: a press on an earlier question; ignored");
-                return;
+                return Delivery::default();
             }
             _ => {}
         }
     }
-    let mut sink = DmSink { http, channel, mem: &mut mem };
+    let mut sink = DmSink { http, channel, mem: &mut mem, delivery: Delivery::default() };
     let inbound = Inbound { who, event_key: Some(event_key), event, language };
     let handled = shared.bot.handle(inbound, jiff::Timestamp::now(), &mut sink).await;
+    let delivery = sink.delivery;
     tracing::debug!(handled = ?handled, "discord: message handled");
     if let Handled::Replied { forget: true, .. } = handled {
         forget(http, channel, &mut mem).await;
     }
+    delivery
 }
 
 /// Delete the bot's own messages in this DM.
@@ -508,6 +551,7 @@ struct DmSink<'a> {
     http: &'a Http,
     channel: ChannelId,
     mem: &'a mut ChannelMemory,
+    delivery: Delivery,
 }
 
 impl Sink for DmSink<'_> {
@@ -527,12 +571,16 @@ impl Sink for DmSink<'_> {
                 }
                 match with_retry("send", || self.channel.send_message(self.http, m.clone())).await {
                     Some(sent) => {
+                        self.delivery.sent += 1;
                         self.mem.remember(sent.id);
                         if with_buttons {
                             self.mem.buttons = Buttons::On(sent.id);
                         }
                     }
-                    None => tracing::error!("discord: a reply could not be sent"),
+                    None => {
+                        self.delivery.failed += 1;
+                        tracing::error!("discord: a reply could not be sent");
+                    }
                 }
             }
         }
