@@ -116,6 +116,9 @@ enum Cmd {
         /// Connect to Matrix (settings from PEERLINE_MATRIX_* variables).
         #[arg(long)]
         matrix: bool,
+        /// Connect to Discord (settings from PEERLINE_DISCORD_* variables). With --matrix, both run.
+        #[arg(long)]
+        discord: bool,
         #[arg(long, default_value = "flows")]
         flows: PathBuf,
         #[command(flatten)]
@@ -372,7 +375,7 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { matrix, flows, db, idle_minutes } => run_bot(matrix, &flows, &db, idle_minutes),
+        Cmd::Run { matrix, discord, flows, db, idle_minutes } => run_bot(matrix, discord, &flows, &db, idle_minutes),
         Cmd::Schema => {
             println!("{}", serde_json::to_string_pretty(&peerline::flow::schema::flow_schema())?);
             Ok(ExitCode::SUCCESS)
@@ -404,27 +407,45 @@ fn run_admin(db: &DbArgs, bind: std::net::SocketAddr, threshold: i64) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// `peerline run`: flows, store and peppers as in `chat`, then the platform transport
-/// until SIGINT/SIGTERM; idle sessions are expired every minute.
-fn run_bot(matrix: bool, flows: &Path, db: &DbArgs, idle_minutes: u64) -> Result<ExitCode> {
-    if !matrix {
-        bail!("choose a platform: peerline run --matrix");
+/// `peerline run`: flows, store and peppers as in `chat`, then the platform transports
+/// (one Bot shared by all) until SIGINT/SIGTERM; idle sessions are expired every minute.
+fn run_bot(matrix: bool, discord: bool, flows: &Path, db: &DbArgs, idle_minutes: u64) -> Result<ExitCode> {
+    if !matrix && !discord {
+        bail!("choose a platform: peerline run --matrix and/or --discord");
     }
-    #[cfg(not(feature = "matrix"))]
-    {
-        let _ = (flows, db, idle_minutes);
+    if matrix && !cfg!(feature = "matrix") {
         bail!("this peerline was built without Matrix support (cargo feature `matrix`)");
     }
-    #[cfg(feature = "matrix")]
+    if discord && !cfg!(feature = "discord") {
+        bail!("this peerline was built without Discord support (cargo feature `discord`)");
+    }
+    #[cfg(not(any(feature = "matrix", feature = "discord")))]
     {
-        use peerline::transport::matrix;
+        let _ = (flows, db, idle_minutes);
+        unreachable!("a platform was checked above")
+    }
+    #[cfg(any(feature = "matrix", feature = "discord"))]
+    {
         use std::sync::Arc;
-        let filter = matrix::log_directives(std::env::var("RUST_LOG").ok().as_deref(), "info");
+        let rust_log = std::env::var("RUST_LOG").ok();
+        #[allow(unused_mut)]
+        let mut filter = rust_log.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "info".into());
+        #[cfg(feature = "matrix")]
+        {
+            filter = peerline::transport::matrix::log_directives(Some(&filter), "info");
+        }
+        #[cfg(feature = "discord")]
+        {
+            filter = peerline::transport::discord::log_directives(Some(&filter), "info");
+        }
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_writer(io::stderr)
             .init();
-        let config = matrix::MatrixConfig::from_env()?;
+        #[cfg(feature = "matrix")]
+        let matrix_config = matrix.then(peerline::transport::matrix::MatrixConfig::from_env).transpose()?;
+        #[cfg(feature = "discord")]
+        let discord_config = discord.then(peerline::transport::discord::DiscordConfig::from_env).transpose()?;
         let bundle = load(flows)?;
         let peppers = Arc::new(load_peppers(db)?);
         let rt =
@@ -448,10 +469,51 @@ fn run_bot(matrix: bool, flows: &Path, db: &DbArgs, idle_minutes: u64) -> Result
                     }
                 }
             });
-            let result = matrix::run(config, bot.clone(), peppers, shutdown_signal()).await;
+            // One stop signal for every transport; a transport that fails stops the others too.
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let stop = Arc::new(stop_tx);
+            let signal = tokio::spawn({
+                let stop = stop.clone();
+                async move {
+                    shutdown_signal().await;
+                    let _ = stop.send(true);
+                }
+            });
+            let stopped = move || {
+                let mut rx = stop_rx.clone();
+                async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                }
+            };
+            #[cfg(feature = "matrix")]
+            let on_matrix = {
+                let (bot, peppers, stop, stopped) = (bot.clone(), peppers.clone(), stop.clone(), stopped.clone());
+                async move {
+                    let Some(config) = matrix_config else { return Ok(()) };
+                    let r = peerline::transport::matrix::run(config, bot, peppers, stopped()).await;
+                    let _ = stop.send(true);
+                    r
+                }
+            };
+            #[cfg(not(feature = "matrix"))]
+            let on_matrix = async { Ok::<(), anyhow::Error>(()) };
+            #[cfg(feature = "discord")]
+            let on_discord = {
+                let (bot, peppers, stop, stopped) = (bot.clone(), peppers.clone(), stop.clone(), stopped.clone());
+                async move {
+                    let Some(config) = discord_config else { return Ok(()) };
+                    let r = peerline::transport::discord::run(config, bot, peppers, stopped()).await;
+                    let _ = stop.send(true);
+                    r
+                }
+            };
+            #[cfg(not(feature = "discord"))]
+            let on_discord = async { Ok::<(), anyhow::Error>(()) };
+            let (m, d) = tokio::join!(on_matrix, on_discord);
+            signal.abort();
             expiry.abort();
             bot.store().close().await;
-            result
+            m.and(d)
         });
         // Blocking tasks (store I/O) get a moment to finish, not forever.
         rt.shutdown_timeout(std::time::Duration::from_secs(2));

@@ -135,10 +135,16 @@ pub enum TextKey {
     FlowError,
     /// The store cannot be reached: try again (crisis replies never depend on it).
     Unavailable,
+    /// Said in a group room or server channel: the bot only talks one to one.
+    GroupRedirect,
+    /// A private conversation was opened for the worker (e.g. Discord's `/checkin`).
+    DmOpened,
+    /// The platform would not let the bot message the worker privately.
+    DmFailed,
 }
 
 impl TextKey {
-    pub const ALL: [TextKey; 16] = [
+    pub const ALL: [TextKey; 19] = [
         TextKey::Help,
         TextKey::NotUnderstood,
         TextKey::OfferMenu,
@@ -155,6 +161,9 @@ impl TextKey {
         TextKey::ServicesIntro,
         TextKey::FlowError,
         TextKey::Unavailable,
+        TextKey::GroupRedirect,
+        TextKey::DmOpened,
+        TextKey::DmFailed,
     ];
     pub fn key(self) -> &'static str {
         match self {
@@ -174,6 +183,9 @@ impl TextKey {
             TextKey::ServicesIntro => "services_intro",
             TextKey::FlowError => "flow_error",
             TextKey::Unavailable => "unavailable",
+            TextKey::GroupRedirect => "group_redirect",
+            TextKey::DmOpened => "dm_opened",
+            TextKey::DmFailed => "dm_failed",
         }
     }
 }

@@ -39,10 +39,6 @@ use tokio::task::JoinSet;
 /// The platform name in pseudonyms and event keys made here.
 pub const PLATFORM: &str = "matrix";
 
-/// The one message the bot posts in a room with more than two members.
-pub const GROUP_NOTICE: &str = "Hi! I only talk one to one, so nothing said here is private. \
-Send me a direct message to talk. / ¡Hola! Solo hablo en privado: envíame un mensaje directo.";
-
 /// The `matrix_sdk*` log targets, kept quiet: they print ids from INFO down and URLs in errors.
 pub const SDK_LOG_TARGETS: &[&str] =
     &["matrix_sdk", "matrix_sdk_base", "matrix_sdk_crypto", "matrix_sdk_sqlite", "matrix_sdk_common", "matrix_sdk_ui"];
@@ -654,7 +650,8 @@ async fn handle(shared: &Shared, room: &Room, mem: &mut RoomMemory, job: Job) ->
         // A group: never screen here, only point to a DM, now and then.
         if mentions_me && mem.last_group_notice.is_none_or(|t| t.elapsed() >= shared.cfg.group_notice_every) {
             mem.last_group_notice = Some(Instant::now());
-            let _ = send_notice(room, RoomMessageEventContent::notice_plain(GROUP_NOTICE)).await;
+            let notice = super::group_redirect(&shared.bot.bundle());
+            let _ = send_notice(room, RoomMessageEventContent::notice_plain(notice)).await;
             tracing::info!("matrix: group room, redirect sent");
         }
         return Flow::Stay;
