@@ -135,10 +135,14 @@ pub enum TextKey {
     FlowError,
     /// The store cannot be reached: try again (crisis replies never depend on it).
     Unavailable,
+    /// One polite notice to a worker sending faster than the rate limit; later messages are dropped.
+    SlowDown,
+    /// The flows were reloaded and the worker's step no longer exists: where the conversation goes now.
+    FlowsUpdated,
 }
 
 impl TextKey {
-    pub const ALL: [TextKey; 16] = [
+    pub const ALL: [TextKey; 18] = [
         TextKey::Help,
         TextKey::NotUnderstood,
         TextKey::OfferMenu,
@@ -155,6 +159,8 @@ impl TextKey {
         TextKey::ServicesIntro,
         TextKey::FlowError,
         TextKey::Unavailable,
+        TextKey::SlowDown,
+        TextKey::FlowsUpdated,
     ];
     pub fn key(self) -> &'static str {
         match self {
@@ -174,6 +180,8 @@ impl TextKey {
             TextKey::ServicesIntro => "services_intro",
             TextKey::FlowError => "flow_error",
             TextKey::Unavailable => "unavailable",
+            TextKey::SlowDown => "slow_down",
+            TextKey::FlowsUpdated => "flows_updated",
         }
     }
 }

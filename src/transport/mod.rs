@@ -3,3 +3,4 @@
 pub mod console;
 #[cfg(feature = "matrix")]
 pub mod matrix;
+pub mod stdio;
