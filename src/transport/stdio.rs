@@ -33,7 +33,8 @@ struct Lines {
 impl Sink for Lines {
     async fn send(&mut self, replies: &[Reply]) {
         for r in replies {
-            for line in r.text.lines() {
+            // Blank lines are left out: `USER<TAB>` alone is the end of a turn.
+            for line in r.text.lines().filter(|l| !l.trim().is_empty()) {
                 self.buf.push_str(&format!("{}\t{}\n", self.user, line));
             }
             for (i, c) in r.choices.iter().enumerate() {
