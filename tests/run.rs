@@ -298,3 +298,32 @@ fn logs_carry_no_user_id_and_no_message_text() {
         assert!(!log.contains(canary), "`{canary}` in the log:\n{log}");
     }
 }
+
+#[test]
+fn check_validates_the_config_with_positions_and_hints() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "flows = \"flows\"\n\n[limits]\nbrust = 5\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_peerline"))
+        .args(["check", "flows", "--config"])
+        .arg(&bad)
+        .current_dir(common::root())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("bad.toml:4:1: error: unknown field `brust`"), "{stdout}");
+    assert!(stdout.contains("did you mean `burst`?"), "{stdout}");
+
+    let good = dir.path().join("good.toml");
+    std::fs::copy(common::root().join("peerline.example.toml"), &good).expect("copy");
+    let out = Command::new(env!("CARGO_BIN_EXE_peerline"))
+        .args(["check", "flows", "--config"])
+        .arg(&good)
+        .current_dir(common::root())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("ok: ") && stdout.contains("good.toml"), "{stdout}");
+}
