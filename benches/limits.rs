@@ -2,6 +2,7 @@
 //! Target: the other worker's p99 at most 2× its baseline. Reports p50/p99 both ways.
 //!
 //!     cargo bench --no-default-features --bench limits
+//!     PEERLINE_BENCH_NO_LIMITS=1 cargo bench --no-default-features --bench limits   # the same, unlimited
 //!
 //! The bot runs as `peerline run` does: multi-threaded runtime, SQLite file store,
 //! the repository's flows, the default limits. The measured worker walks through a
@@ -54,7 +55,10 @@ fn main() {
         let store = peerline::store::Store::open(&peerline::store::Location::Sqlite(dir.path().join("b.db")))
             .await
             .expect("store");
-        let settings = Settings { limits: Some(Limits::default()), ..Default::default() };
+        // For comparison: what the flood costs others when nothing limits it.
+        let unlimited = std::env::var_os("PEERLINE_BENCH_NO_LIMITS").is_some();
+        let limits = if unlimited { None } else { Some(Limits::default()) };
+        let settings = Settings { limits, ..Default::default() };
         let bot = Arc::new(Bot::new(Arc::new(bundle), store, settings));
         let ring = Arc::new(PepperRing::new(Pepper::generate(1).expect("random"), vec![]));
 
@@ -93,7 +97,8 @@ fn main() {
         let row = |name: &str, l: &[Duration]| {
             println!("{name:<28} p50 {:>9.1?}  p99 {:>9.1?}  p999 {:>9.1?}", pct(l, 0.5), pct(l, 0.99), pct(l, 0.999));
         };
-        println!("other worker, {MEASURED} messages (screen + load + step + commit, SQLite file):");
+        let mode = if unlimited { "NO rate limit" } else { "default rate limit" };
+        println!("other worker, {MEASURED} messages (screen + load + step + commit, SQLite file), {mode}:");
         row("baseline", &base);
         row(&format!("flood at {rate:.0} msg/s"), &flooded);
         let ratio = pct(&flooded, 0.99).as_secs_f64() / pct(&base, 0.99).as_secs_f64();

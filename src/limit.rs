@@ -27,9 +27,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        // A person typing answers a question every few seconds; 10 in a row with a
-        // refill of one every 2 s never touches a real conversation.
-        Limits { burst: 10, per_minute: 30, max_tracked: 100_000 }
+        // A person tapping through a questionnaire answers about once a second at
+        // most; 20 in a row with a refill of one a second never touches a real
+        // conversation, while a script is caught within its first 20 messages.
+        Limits { burst: 20, per_minute: 60, max_tracked: 100_000 }
     }
 }
 
