@@ -24,9 +24,8 @@ fn config(dir: &Path, extra: &str) -> PathBuf {
 }
 
 fn start(dir: &Path, flows: &Path, cfg: &Path, envs: &[(&str, &str)]) -> Running {
-    let stderr =
-        dir.join(format!("stderr-{}.log", std::time::SystemTime::now().elapsed().map(|d| d.as_nanos()).unwrap_or(0)));
-    let stderr = dir.join(format!("{}-{}", stderr.display(), std::process::id()));
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let stderr = dir.join(format!("stderr-{}.log", N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_peerline"));
     cmd.args(["run", "--stdio", "--config"])
         .arg(cfg)
