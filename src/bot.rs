@@ -9,16 +9,18 @@
 //! Transports give it pseudonyms, never platform ids.
 
 use crate::conversation;
-use crate::engine::{self, Event, Outcome, Reply, ReplyKind, Session, UsageEvent};
+use crate::engine::{self, Event, Outcome, Reconciled, Reply, ReplyKind, Session, UsageEvent};
 use crate::flow::Bundle;
 use crate::flow::model::TextKey;
 use crate::lang::Lang;
+use crate::limit::{Limiter, Limits, Verdict};
 use crate::privacy::Pseudonym;
 use crate::safety::Tier;
 use crate::store::{Commit, Committed, CounterKey, Store, StoreError};
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where replies go: a transport's reply address for this one message.
 pub trait Sink {
@@ -48,6 +50,9 @@ pub enum Handled {
     Duplicate,
     /// The store failed; the worker was told to try again (and got crisis contacts if needed).
     StoreFailed,
+    /// Over the rate limit: nothing stored. `notice`: the worker was told once to slow
+    /// down; `crisis`: the crisis reply was still sent.
+    Limited { notice: bool, crisis: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +63,8 @@ pub struct Settings {
     pub dedup_window: Duration,
     /// The longest the store may take before the worker is told to try again.
     pub store_timeout: Duration,
+    /// Per-worker rate limit; `None`: unlimited (the terminal chat, tests).
+    pub limits: Option<Limits>,
 }
 
 impl Default for Settings {
@@ -66,6 +73,7 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(30 * 60),
             dedup_window: Duration::from_secs(24 * 3600),
             store_timeout: Duration::from_secs(5),
+            limits: None,
         }
     }
 }
@@ -98,6 +106,21 @@ pub struct Bot {
     store: Store,
     settings: Settings,
     recent: Mutex<Recent>,
+    limiter: Option<Limiter>,
+    /// Messages being handled now, for a graceful shutdown.
+    in_flight: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one message as in flight until dropped (also when its future is cancelled).
+struct InFlight<'a>(&'a Bot);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 /// Round `t` up to the next whole minute: expiry needs no finer time.
@@ -110,8 +133,39 @@ impl Bot {
         Bot {
             bundle: RwLock::new(bundle),
             store,
+            limiter: settings.limits.map(Limiter::new),
             settings,
             recent: Mutex::new(Recent { order: VecDeque::new(), set: HashSet::new(), cap: 50_000 }),
+            in_flight: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Messages being handled right now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Wait until no message is being handled, or `timeout` passes; true if drained.
+    /// Each message commits its session and counters in one transaction, so once this
+    /// returns true there is nothing left to flush but the store's own close.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.idle.notified();
+                if self.in_flight() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
+    /// Drop rate-limit buckets of workers who have calmed down (call now and then).
+    pub fn prune_limits(&self) {
+        if let Some(l) = &self.limiter {
+            l.prune(Instant::now(), Duration::from_secs(30));
         }
     }
 
@@ -144,6 +198,8 @@ impl Bot {
     }
 
     pub async fn handle(&self, inbound: Inbound<'_>, now: jiff::Timestamp, sink: &mut impl Sink) -> Handled {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _in_flight = InFlight(self);
         if let Some(key) = &inbound.event_key {
             let fresh = match self.recent.lock() {
                 Ok(mut r) => r.insert(key),
@@ -171,6 +227,28 @@ impl Bot {
             crisis_sent = true;
         }
 
+        // Rate limit, after the crisis reply: a flood is screened message by message,
+        // and a crisis message gets its reply even when the worker is over the limit.
+        // Over the limit nothing touches the store, so a flood cannot load it.
+        let verdict = match (&self.limiter, inbound.who.first()) {
+            (Some(l), Some(p)) => l.check(&p.key(), Instant::now()),
+            _ => Verdict::Allow,
+        };
+        match verdict {
+            Verdict::Allow => {}
+            Verdict::Notice if !crisis_sent => {
+                let lang = screened
+                    .language
+                    .clone()
+                    .filter(|l| bundle.settings.languages.contains(l))
+                    .unwrap_or_else(|| bundle.settings.default_language.clone());
+                sink.send(&[Self::reply(&bundle, &lang, TextKey::SlowDown)]).await;
+                tracing::info!("rate limit: a worker was asked to slow down");
+                return Handled::Limited { notice: true, crisis: false };
+            }
+            Verdict::Notice | Verdict::Drop => return Handled::Limited { notice: false, crisis: crisis_sent },
+        }
+
         // 3. The stored session, within a deadline.
         let loaded = tokio::time::timeout(self.settings.store_timeout, self.store.load(inbound.who, now_s)).await;
         let loaded = match loaded {
@@ -185,7 +263,13 @@ impl Bot {
             Some((p, s)) => (Some(p), s),
             None => (None, Session::new(bundle.settings.default_language.clone())),
         };
-        let mut input = conversation::input(&bundle, Some(&session), inbound.event, now);
+        // Flows may have been reloaded since this session was saved.
+        let (session, reconciled) = engine::reconcile(&bundle, session);
+        let event = match reconciled {
+            Reconciled::Unchanged => inbound.event,
+            _ => stale_event(&bundle, screened.tier, inbound.event),
+        };
+        let mut input = conversation::input(&bundle, Some(&session), event, now);
         if session.is_fresh()
             && let Some(l) = &inbound.language
             && bundle.settings.languages.contains(l)
@@ -193,7 +277,10 @@ impl Bot {
         {
             input.language = Some(l.clone());
         }
-        let out = engine::step(&bundle, session, &input);
+        let mut out = engine::step(&bundle, session, &input);
+        if reconciled != Reconciled::Unchanged && !crisis_sent {
+            out.replies.insert(0, Self::reply(&bundle, &out.lang, TextKey::FlowsUpdated));
+        }
 
         // 4. Commit. A session begun under an older pepper moves to the current one.
         let also_forget: Vec<Pseudonym> = found_under.into_iter().filter(|p| p != current).collect();
@@ -243,6 +330,23 @@ impl Bot {
     /// Forget idle sessions and old event keys.
     pub async fn expire(&self, now: jiff::Timestamp) -> Result<u64, StoreError> {
         self.store.expire(now.as_second()).await
+    }
+}
+
+/// The event to step after a reload moved the worker (see `engine::reconcile`): a
+/// message that answered a question which no longer exists is not applied to
+/// another one; the new position is shown instead. Commands and language names
+/// still act (anything the crisis screen flagged is handled as usual by the engine).
+fn stale_event<'a>(bundle: &Bundle, tier: Tier, event: Event<'a>) -> Event<'a> {
+    match event {
+        Event::Text(t) => {
+            let f = crate::text::fold(t);
+            let word =
+                bundle.settings.command_index.contains_key(&f) || bundle.settings.language_index.contains_key(&f);
+            if word || tier != Tier::None { event } else { Event::Open }
+        }
+        Event::Choice(_) => Event::Open,
+        Event::Open => Event::Open,
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod admin; // the administrator's web page, /healthz and /metrics: suppressed aggregates only
 pub mod bot; // the one place that does I/O: screen, crisis first, load, step, commit, reply
+pub mod config; // peerline.toml with PEERLINE_... overrides, secrets from env or files
 pub mod conversation; // one conversation in memory: crisis screen, then the engine
 pub mod convtest; // conversation tests a coordinator writes in YAML
 pub mod diag; // file:line:col diagnostics and "did you mean" hints
@@ -11,7 +12,10 @@ pub mod engine; // sessions and the pure step function
 pub mod flow; // the declarative model: loading, checking, localised text
 pub mod handoff; // handoffs to an on-call peer supporter: tickets, claims, relaying (memory only)
 pub mod lang; // language tags
+pub mod limit; // per-pseudonym rate limiting: token buckets in memory, bounded
+pub mod logging; // structured logs on stderr through a redacting writer (second line of defence)
 pub mod privacy; // pseudonyms, the pepper and its rotation, the panic hook
+pub mod reload; // hot reload of the flows: SIGHUP or a change on disk; broken files refused
 pub mod report; // anonymous usage reports: periods, small-cell suppression, discrete noise
 pub mod routing; // the services directory and choosing services by language, severity, role, hours
 pub mod safety; // the crisis screen: normalise, match the lexicon, tier

@@ -90,6 +90,9 @@ enum Cmd {
     Check {
         #[arg(default_value = "flows")]
         dir: PathBuf,
+        /// Also check this settings file (peerline.toml is checked when present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Also list every string whose translation is marked for review.
         #[arg(long)]
         reviews: bool,
@@ -111,22 +114,34 @@ enum Cmd {
     },
     /// Print the JSON Schema of flow files, for editors.
     Schema,
-    /// Run the bot on a chat platform until SIGINT or SIGTERM.
-    Run {
-        /// Connect to Matrix (settings from PEERLINE_MATRIX_* variables).
-        #[arg(long)]
-        matrix: bool,
-        /// Connect to Discord (settings from PEERLINE_DISCORD_* variables). With --matrix, both run.
-        #[arg(long)]
-        discord: bool,
-        #[arg(long, default_value = "flows")]
-        flows: PathBuf,
-        #[command(flatten)]
-        db: DbArgs,
-        /// Forget a conversation after this many minutes of quiet.
-        #[arg(long, default_value_t = 30)]
-        idle_minutes: u64,
-    },
+    /// Run the bot on its chat platforms until SIGINT or SIGTERM (SIGHUP reloads the flows).
+    Run(RunArgs),
+}
+
+/// `peerline run`: flags override the environment, which overrides peerline.toml.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Settings file (default: peerline.toml in the working directory, if present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Connect to Matrix (also when [matrix] is in the config; settings from it or PEERLINE_MATRIX_*).
+    #[arg(long)]
+    matrix: bool,
+    /// Connect to Discord (also when [discord] is in the config; settings from it or PEERLINE_DISCORD_*).
+    #[arg(long)]
+    discord: bool,
+    /// Also serve `USER<TAB>TEXT` lines on stdin/stdout (scripts and tests).
+    #[arg(long)]
+    stdio: bool,
+    /// The flows directory (config `flows`, env PEERLINE_FLOWS; default `flows`).
+    #[arg(long)]
+    flows: Option<PathBuf>,
+    /// A SQLite file or a postgres:// URL (config `database`, env PEERLINE_DATABASE_URL).
+    #[arg(long)]
+    db: Option<String>,
+    /// Forget a conversation after this many minutes of quiet (config `idle_minutes`).
+    #[arg(long)]
+    idle_minutes: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -306,7 +321,10 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Admin { db, bind, threshold } => run_admin(&db, bind, threshold),
-        Cmd::Check { dir, reviews } => {
+        Cmd::Check { dir, reviews, config } => {
+            if !check_config(config.as_deref()) {
+                return Ok(ExitCode::FAILURE);
+            }
             let started = std::time::Instant::now();
             match flow::load_dir(&dir) {
                 Ok(loaded) => {
@@ -375,7 +393,7 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { matrix, discord, flows, db, idle_minutes } => run_bot(matrix, discord, &flows, &db, idle_minutes),
+        Cmd::Run(args) => run_bot(args),
         Cmd::Schema => {
             println!("{}", serde_json::to_string_pretty(&peerline::flow::schema::flow_schema())?);
             Ok(ExitCode::SUCCESS)
@@ -407,141 +425,266 @@ fn run_admin(db: &DbArgs, bind: std::net::SocketAddr, threshold: i64) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// `peerline run`: flows, store and peppers as in `chat`, then the platform transports
-/// (one Bot shared by all) until SIGINT/SIGTERM; idle sessions are expired every minute.
-fn run_bot(matrix: bool, discord: bool, flows: &Path, db: &DbArgs, idle_minutes: u64) -> Result<ExitCode> {
-    if !matrix && !discord {
-        bail!("choose a platform: peerline run --matrix and/or --discord");
+/// `peerline check`: the settings file, when one is named or peerline.toml exists.
+/// Prints its problems; false if there are any.
+fn check_config(explicit: Option<&Path>) -> bool {
+    use peerline::config::Config;
+    let checked = (|| -> Result<Option<PathBuf>> {
+        let (mut c, path) = Config::locate(explicit)?;
+        c.apply_env(peerline::config::process_env)?;
+        c.validate()?;
+        if c.matrix_enabled() {
+            let get = c.matrix_lookup(peerline::config::process_env)?;
+            #[cfg(feature = "matrix")]
+            peerline::transport::matrix::MatrixConfig::from_lookup(get)?;
+            #[cfg(not(feature = "matrix"))]
+            drop(get);
+        }
+        if c.discord_enabled() {
+            let get = c.discord_lookup(peerline::config::process_env)?;
+            #[cfg(feature = "discord")]
+            peerline::transport::discord::DiscordConfig::from_lookup(get)?;
+            #[cfg(not(feature = "discord"))]
+            drop(get);
+        }
+        Ok(path)
+    })();
+    match checked {
+        Ok(Some(path)) => {
+            println!("ok: {}", path.display());
+            true
+        }
+        Ok(None) => true,
+        Err(e) => {
+            println!("{e:#}");
+            false
+        }
     }
-    if matrix && !cfg!(feature = "matrix") {
+}
+
+/// `peerline run`: settings from flags, environment and peerline.toml; flows, store
+/// and peppers as in `chat`; then every configured transport, concurrently and
+/// sharing one bot, until SIGINT/SIGTERM (graceful) while SIGHUP and edits reload
+/// the flows. Idle sessions are expired every minute.
+fn run_bot(args: RunArgs) -> Result<ExitCode> {
+    use peerline::config::{Config, process_env};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let (mut cfg, _path) = Config::locate(args.config.as_deref())?;
+    cfg.apply_env(process_env)?;
+    if let Some(f) = args.flows {
+        cfg.flows = Some(f);
+    }
+    if let Some(d) = args.db {
+        cfg.database = Some(d);
+    }
+    if let Some(m) = args.idle_minutes {
+        cfg.idle_minutes = Some(m);
+    }
+    cfg.validate()?;
+
+    let rust_log = std::env::var("RUST_LOG").ok();
+    #[allow(unused_mut)]
+    let mut filter = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| cfg.log.level.clone());
+    // Each transport silences the libraries that would log ids (unless RUST_LOG names them).
+    #[cfg(feature = "matrix")]
+    {
+        filter = peerline::transport::matrix::log_directives(Some(&filter), &cfg.log.level);
+    }
+    #[cfg(feature = "discord")]
+    {
+        filter = peerline::transport::discord::log_directives(Some(&filter), &cfg.log.level);
+    }
+    peerline::logging::init(&filter);
+
+    let use_matrix = args.matrix || cfg.matrix_enabled();
+    let use_discord = args.discord || cfg.discord_enabled();
+    if !use_matrix && !use_discord && !args.stdio {
+        bail!("choose a platform: peerline run --matrix and/or --discord, or their sections in peerline.toml");
+    }
+    #[cfg(not(feature = "matrix"))]
+    if use_matrix {
         bail!("this peerline was built without Matrix support (cargo feature `matrix`)");
     }
-    if discord && !cfg!(feature = "discord") {
+    #[cfg(not(feature = "discord"))]
+    if use_discord {
         bail!("this peerline was built without Discord support (cargo feature `discord`)");
     }
-    #[cfg(not(any(feature = "matrix", feature = "discord")))]
-    {
-        let _ = (flows, db, idle_minutes);
-        unreachable!("a platform was checked above")
+    #[cfg(feature = "discord")]
+    let discord_config = match use_discord {
+        true => Some(peerline::transport::discord::DiscordConfig::from_lookup(cfg.discord_lookup(process_env)?)?),
+        false => None,
+    };
+    #[cfg(feature = "matrix")]
+    let matrix_config = match use_matrix {
+        true => Some(peerline::transport::matrix::MatrixConfig::from_lookup(cfg.matrix_lookup(process_env)?)?),
+        false => None,
+    };
+
+    let flows = cfg.flows.clone().unwrap_or_else(|| PathBuf::from("flows"));
+    let db = DbArgs { db: cfg.database.clone().unwrap_or_else(|| "peerline.db".into()) };
+    let bundle = load(&flows)?;
+    let pepper_file = cfg.pepper_file.clone().unwrap_or_else(|| db.default_pepper_file());
+    let (ring, notice) = peerline::privacy::PepperSource::from_env(&pepper_file).load()?;
+    if let Some(peerline::privacy::PepperNotice::Created(path)) = notice {
+        tracing::info!(file = %path.display(), "created a new secret pepper (owner-only); keep it private");
     }
-    #[cfg(any(feature = "matrix", feature = "discord"))]
-    {
-        use std::sync::Arc;
-        let rust_log = std::env::var("RUST_LOG").ok();
-        #[allow(unused_mut)]
-        let mut filter = rust_log.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "info".into());
-        #[cfg(feature = "matrix")]
-        {
-            filter = peerline::transport::matrix::log_directives(Some(&filter), "info");
-        }
-        #[cfg(feature = "discord")]
-        {
-            filter = peerline::transport::discord::log_directives(Some(&filter), "info");
-        }
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(io::stderr)
-            .init();
-        #[cfg(feature = "matrix")]
-        let matrix_config = matrix.then(peerline::transport::matrix::MatrixConfig::from_env).transpose()?;
-        #[cfg(feature = "discord")]
-        let discord_config = discord.then(peerline::transport::discord::DiscordConfig::from_env).transpose()?;
-        let bundle = load(flows)?;
-        let peppers = Arc::new(load_peppers(db)?);
-        let rt =
-            tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-        let result = rt.block_on(async {
-            let store = open_store(db).await?;
-            let settings = peerline::bot::Settings {
-                idle_timeout: std::time::Duration::from_secs(idle_minutes.max(1) * 60),
-                ..Default::default()
-            };
-            let bot = Arc::new(peerline::bot::Bot::new(Arc::new(bundle), store, settings));
-            let expiry = tokio::spawn({
-                let bot = bot.clone();
-                async move {
-                    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-                    loop {
-                        every.tick().await;
-                        if let Err(e) = bot.expire(jiff::Timestamp::now()).await {
-                            tracing::warn!(error = %e, "expiring idle sessions failed");
-                        }
+    let peppers = Arc::new(ring);
+    let grace = Duration::from_secs(cfg.shutdown.grace_seconds);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let result = rt.block_on(async {
+        let store = open_store(&db).await?;
+        let settings =
+            peerline::bot::Settings { idle_timeout: cfg.idle_timeout(), limits: cfg.limits(), ..Default::default() };
+        let bot = Arc::new(peerline::bot::Bot::new(Arc::new(bundle), store, settings));
+        let expiry = tokio::spawn({
+            let bot = bot.clone();
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    if let Err(e) = bot.expire(jiff::Timestamp::now()).await {
+                        tracing::warn!(error = %e, "expiring idle sessions failed");
                     }
+                    bot.prune_limits();
                 }
-            });
-            // One stop signal for every transport; a transport that fails stops the others too.
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            let stop = Arc::new(stop_tx);
-            let signal = tokio::spawn({
-                let stop = stop.clone();
-                async move {
-                    shutdown_signal().await;
-                    let _ = stop.send(true);
-                }
-            });
-            let stopped = move || {
-                let mut rx = stop_rx.clone();
-                async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                }
-            };
-            #[cfg(feature = "matrix")]
-            let on_matrix = {
-                let (bot, peppers, stop, stopped) = (bot.clone(), peppers.clone(), stop.clone(), stopped.clone());
-                async move {
-                    let Some(config) = matrix_config else { return Ok(()) };
-                    let r = peerline::transport::matrix::run(config, bot, peppers, stopped()).await;
-                    let _ = stop.send(true);
-                    r
-                }
-            };
-            #[cfg(not(feature = "matrix"))]
-            let on_matrix = async { Ok::<(), anyhow::Error>(()) };
-            #[cfg(feature = "discord")]
-            let on_discord = {
-                let (bot, peppers, stop, stopped) = (bot.clone(), peppers.clone(), stop.clone(), stopped.clone());
-                async move {
-                    let Some(config) = discord_config else { return Ok(()) };
-                    let r = peerline::transport::discord::run(config, bot, peppers, stopped()).await;
-                    let _ = stop.send(true);
-                    r
-                }
-            };
-            #[cfg(not(feature = "discord"))]
-            let on_discord = async { Ok::<(), anyhow::Error>(()) };
-            let (m, d) = tokio::join!(on_matrix, on_discord);
-            signal.abort();
-            expiry.abort();
-            bot.store().close().await;
-            m.and(d)
+            }
         });
-        // Blocking tasks (store I/O) get a moment to finish, not forever.
-        rt.shutdown_timeout(std::time::Duration::from_secs(2));
-        result?;
-        tracing::info!("stopped");
-        Ok(ExitCode::SUCCESS)
-    }
+
+        // SIGINT/SIGTERM flip `stop`; each transport gets a future that resolves on it.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+        let signals = tokio::spawn(signals(stop_tx.clone(), reload_tx));
+        let reloader = tokio::spawn(peerline::reload::run(
+            bot.clone(),
+            flows.clone(),
+            peerline::reload::Options { watch: cfg.reload.watch, poll: Duration::from_millis(cfg.reload.poll_ms) },
+            reload_rx,
+        ));
+
+        let mut transports: tokio::task::JoinSet<(&'static str, Result<()>)> = tokio::task::JoinSet::new();
+        #[cfg(feature = "matrix")]
+        if let Some(mc) = matrix_config {
+            let (bot, peppers, stop) = (bot.clone(), peppers.clone(), stopped());
+            transports.spawn(async move { ("matrix", peerline::transport::matrix::run(mc, bot, peppers, stop).await) });
+        }
+        #[cfg(feature = "discord")]
+        if let Some(dc) = discord_config {
+            let (bot, peppers, stop) = (bot.clone(), peppers.clone(), stopped());
+            transports
+                .spawn(async move { ("discord", peerline::transport::discord::run(dc, bot, peppers, stop).await) });
+        }
+        if args.stdio {
+            let (bot, peppers, stop) = (bot.clone(), peppers.clone(), stopped());
+            let out: peerline::transport::stdio::Output = Arc::new(std::sync::Mutex::new(io::stdout()));
+            transports.spawn(async move {
+                let input = tokio::io::BufReader::new(tokio::io::stdin());
+                let r = peerline::transport::stdio::run(bot, peppers, input, out, stop, grace).await;
+                ("stdio", r.map_err(anyhow::Error::from))
+            });
+        }
+        tracing::info!("running");
+
+        // Wait for every transport; a failing one stops the others. Once stopping,
+        // the transports get `grace` (plus a margin) to finish what they hold.
+        let mut failure = None;
+        let stop_seen = stopped();
+        tokio::pin!(stop_seen);
+        loop {
+            let next = tokio::select! {
+                n = transports.join_next() => n,
+                _ = &mut stop_seen => break,
+            };
+            match next {
+                None => break,
+                Some(Ok((name, Err(e)))) => {
+                    tracing::error!(transport = name, "transport stopped with an error; stopping");
+                    failure.get_or_insert(e);
+                    let _ = stop_tx.send(true);
+                }
+                Some(Ok((_, Ok(())))) => {}
+                Some(Err(e)) => {
+                    tracing::error!(panicked = e.is_panic(), "transport task failed; stopping");
+                    let _ = stop_tx.send(true);
+                }
+            }
+        }
+        let _ = stop_tx.send(true);
+        tracing::info!("stopping: no new messages; finishing those in progress");
+        let finish = async {
+            while let Some(r) = transports.join_next().await {
+                if let Ok((_, Err(e))) = r {
+                    failure.get_or_insert(e);
+                }
+            }
+        };
+        if tokio::time::timeout(grace + Duration::from_secs(1), finish).await.is_err() {
+            tracing::warn!("some transports were still busy after the grace period");
+            transports.abort_all();
+        }
+        // Each message commits its session and counters in one transaction: once no
+        // message is in flight, nothing is left to flush but the store itself.
+        if !bot.drain(grace).await {
+            tracing::warn!(in_flight = bot.in_flight(), "messages still in flight after the grace period");
+        }
+        signals.abort();
+        reloader.abort();
+        expiry.abort();
+        bot.store().close().await;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    });
+    // Blocking tasks (store I/O, a reload) get a moment to finish, not forever.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    result?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let (reload, _ignored) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(signals(stop, reload));
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+/// SIGINT or SIGTERM: stop. SIGHUP: reload the flows (without a handler it would kill us).
+async fn signals(stop: tokio::sync::watch::Sender<bool>, reload: tokio::sync::mpsc::Sender<()>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+            tracing::warn!("cannot install signal handlers; only Ctrl-C stops the bot");
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = stop.send(true);
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => {
+                    let _ = reload.try_send(());
                 }
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
         }
+        let _ = stop.send(true);
     }
     #[cfg(not(unix))]
     {
+        let _ = reload;
         let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
     }
 }

@@ -5,6 +5,7 @@
 //! do is a path through it that a test can pin down.
 
 mod machine;
+mod reconcile;
 mod render;
 
 use crate::flow::expr::Vars;
@@ -15,6 +16,7 @@ use crate::safety::Tier;
 use serde::{Deserialize, Serialize};
 
 pub use machine::step;
+pub use reconcile::{Reconciled, reconcile};
 pub use render::render;
 
 /// Where a worker is in a conversation. Holds no message text and no identity:

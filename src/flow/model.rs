@@ -141,10 +141,14 @@ pub enum TextKey {
     DmOpened,
     /// The platform would not let the bot message the worker privately.
     DmFailed,
+    /// One polite notice to a worker sending faster than the rate limit; later messages are dropped.
+    SlowDown,
+    /// The flows were reloaded and the worker's step no longer exists: where the conversation goes now.
+    FlowsUpdated,
 }
 
 impl TextKey {
-    pub const ALL: [TextKey; 19] = [
+    pub const ALL: [TextKey; 21] = [
         TextKey::Help,
         TextKey::NotUnderstood,
         TextKey::OfferMenu,
@@ -164,6 +168,8 @@ impl TextKey {
         TextKey::GroupRedirect,
         TextKey::DmOpened,
         TextKey::DmFailed,
+        TextKey::SlowDown,
+        TextKey::FlowsUpdated,
     ];
     pub fn key(self) -> &'static str {
         match self {
@@ -186,6 +192,8 @@ impl TextKey {
             TextKey::GroupRedirect => "group_redirect",
             TextKey::DmOpened => "dm_opened",
             TextKey::DmFailed => "dm_failed",
+            TextKey::SlowDown => "slow_down",
+            TextKey::FlowsUpdated => "flows_updated",
         }
     }
 }

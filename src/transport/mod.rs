@@ -5,6 +5,7 @@ pub mod console;
 pub mod discord;
 #[cfg(feature = "matrix")]
 pub mod matrix;
+pub mod stdio;
 
 use crate::flow::Bundle;
 use crate::flow::model::TextKey;
