@@ -9,6 +9,7 @@ pub mod diag; // file:line:col diagnostics and "did you mean" hints
 pub mod engine; // sessions and the pure step function
 pub mod flow; // the declarative model: loading, checking, localised text
 pub mod lang; // language tags
+pub mod loadgen; // `peerline bench`: simulated workers through the bot, latency and throughput
 pub mod privacy; // pseudonyms, the pepper and its rotation, the panic hook
 pub mod report; // anonymous usage reports: periods, small-cell suppression, discrete noise
 pub mod routing; // the services directory and choosing services by language, severity, role, hours

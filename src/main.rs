@@ -6,6 +6,8 @@ use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod bench_cmd;
+
 #[derive(Parser)]
 #[command(name = "peerline", version, about = "Confidential peer support and triage for health workers")]
 struct Cli {
@@ -94,6 +96,8 @@ enum Cmd {
     },
     /// Print the JSON Schema of flow files, for editors.
     Schema,
+    /// Load generator: simulated workers walking the default flows through the bot and a store.
+    Bench(bench_cmd::BenchArgs),
     /// Run the bot on a chat platform until SIGINT or SIGTERM.
     Run {
         /// Connect to Matrix (settings from PEERLINE_MATRIX_* variables).
@@ -352,6 +356,10 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
                 writeln!(out, "{}", a.tier.as_str())?;
             }
             out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench(args) => {
+            bench_cmd::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run { matrix, flows, db, idle_minutes } => run_bot(matrix, &flows, &db, idle_minutes),
