@@ -100,7 +100,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let bar = progress(&plan, generator.clone());
         // The kill -9 test waits for this line before choosing when to kill.
         eprintln!("bench: started");
+        let cpu_before = peerline::loadgen::cpu_time();
         let report = generator.run(&plan).await;
+        let cpu = peerline::loadgen::cpu_time().zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
         if let Some(bar) = bar {
             bar.abort();
         }
@@ -108,7 +110,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let live = bot.store().session_count().await.map_err(|e| anyhow::anyhow!(e))?;
         let bytes = bot.store().session_bytes().await.map_err(|e| anyhow::anyhow!(e))?;
         bot.store().close().await;
-        print_report(&args, &plan, backend, &report, live, bytes);
+        print_report(&args, &plan, backend, &report, &Around { cpu, live, bytes });
         Ok(())
     })
 }
@@ -151,7 +153,15 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend, r: &Report, live: i64, bytes: i64) {
+/// Figures taken around the run.
+struct Around {
+    cpu: Option<Duration>,
+    live: i64,
+    bytes: i64,
+}
+
+fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend, r: &Report, around: &Around) {
+    let Around { cpu, live, bytes } = *around;
     let us = |q: f64| r.latency.quantile(q) as f64 / 1000.0;
     let (rss, hwm) = peerline::loadgen::rss_kib().unwrap_or((0, 0));
     let per_session = if live > 0 { bytes / live } else { 0 };
@@ -160,6 +170,9 @@ fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend
         Mode::Rate { per_second, seconds } => format!("rate {per_second}/s for {seconds} s"),
     };
     let t = &r.tally;
+    let cpu_s = cpu.map(|c| c.as_secs_f64()).unwrap_or(0.0);
+    let per_cpu_s =
+        if cpu_s > 0.0 { (r.latency.len() + r.warm_up.map(|w| w.0).unwrap_or(0)) as f64 / cpu_s } else { 0.0 };
     if args.json {
         let v = serde_json::json!({
             "backend": format!("{backend:?}"), "mode": mode, "workers": plan.workers,
@@ -168,7 +181,7 @@ fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend
             "rss_kib": rss, "peak_rss_kib": hwm, "live_sessions": live, "bytes_per_session": per_session,
             "replied": t.replied, "duplicates": t.duplicates, "store_failed": t.store_failed,
             "told_try_again": t.told_try_again, "crisis_sent": t.crisis_sent, "crisis_answered": t.crisis_answered,
-            "unanswered": t.unanswered, "loadavg": loadavg(),
+            "unanswered": t.unanswered, "loadavg": loadavg(), "cpu_seconds": cpu_s, "messages_per_cpu_second": per_cpu_s,
             "warm_up": r.warm_up.map(|(n, d)| serde_json::json!({"messages": n, "seconds": d.as_secs_f64()})),
         });
         println!("{v}");
@@ -186,6 +199,7 @@ fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend
         us(0.999),
         r.latency.max() as f64 / 1000.0
     );
+    println!("CPU: {cpu_s:.2} s of user + system time, {per_cpu_s:.0} messages per CPU-second (warm-up included)");
     println!("memory: RSS {rss} KiB, peak {hwm} KiB");
     println!("store: {live} live sessions, {per_session} bytes per session (state + key)");
     println!(
