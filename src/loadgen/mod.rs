@@ -220,6 +220,22 @@ impl Generator {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// The counts so far, set back to zero (for runs in phases).
+    pub fn take_tally(&self) -> TallySnapshot {
+        let t = &self.tally;
+        let z = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
+        TallySnapshot {
+            sent: z(&t.sent),
+            replied: z(&t.replied),
+            duplicates: z(&t.duplicates),
+            store_failed: z(&t.store_failed),
+            told_try_again: z(&t.told_try_again),
+            crisis_sent: z(&t.crisis_sent),
+            crisis_answered: z(&t.crisis_answered),
+            unanswered: z(&t.unanswered),
+        }
+    }
+
     pub fn sent(&self) -> u64 {
         self.tally.sent.load(Ordering::Relaxed)
     }
