@@ -7,7 +7,7 @@
 //!   and recovery when the database returns.
 //!
 //! CI runs them small. The long runs are environment variables:
-//!   PEERLINE_FAULT_KILLS=60 PEERLINE_FAULT_PER_WORKER=40 cargo test --release --test load_faults
+//!   PEERLINE_FAULT_KILLS=60 PEERLINE_FAULT_PER_WORKER=120 cargo test --release --test load_faults kill
 
 mod common;
 
@@ -77,7 +77,7 @@ fn bench_cmd(db: &Path, journal: &Path, workers: u64, per_worker: u64) -> Comman
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_points_loses_and_doubles_nothing() {
     let kills_wanted = env_num("PEERLINE_FAULT_KILLS", 12);
-    let per_worker = env_num("PEERLINE_FAULT_PER_WORKER", 12);
+    let per_worker = env_num("PEERLINE_FAULT_PER_WORKER", 24);
     let workers = 40;
     let seed = env_num("PEERLINE_FAULT_SEED", jiff::Timestamp::now().as_nanosecond() as u64 | 1);
     let mut rng = Rng(seed);
@@ -95,13 +95,12 @@ async fn kill_9_at_random_points_loses_and_doubles_nothing() {
         let mut child = bench_cmd(&db, &journal, workers, per_worker).spawn().expect("spawn peerline bench");
         // Wait until it is handling messages, then kill it at a random moment.
         let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        while err.read_line(&mut line).expect("stderr") > 0 && !line.contains("bench: started") {
-            line.clear();
-        }
+        let mut said = String::new();
+        while err.read_line(&mut said).expect("stderr") > 0 && !said.contains("bench: started") {}
         std::thread::sleep(Duration::from_micros(rng.below(40_000)));
-        if child.try_wait().expect("poll").is_some() {
-            break; // finished on its own: every worker is done
+        if let Some(status) = child.try_wait().expect("poll") {
+            std::io::Read::read_to_string(&mut err, &mut said).expect("stderr");
+            panic!("the run ended by itself ({status}) after {kills} kills (seed {seed}): {said}");
         }
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
@@ -110,7 +109,6 @@ async fn kill_9_at_random_points_loses_and_doubles_nothing() {
     // The last run goes to the end.
     let out = bench_cmd(&db, &journal, workers, per_worker).output().expect("final run");
     assert!(out.status.success(), "final run failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(kills >= kills_wanted.min(1), "no kill landed (seed {seed})");
 
     // Every worker's journal count is exactly per_worker: no message skipped.
     let text = std::fs::read_to_string(&journal).expect("journal");
