@@ -13,6 +13,7 @@ pub mod flow; // the declarative model: loading, checking, localised text
 pub mod handoff; // handoffs to an on-call peer supporter: tickets, claims, relaying (memory only)
 pub mod lang; // language tags
 pub mod limit; // per-pseudonym rate limiting: token buckets in memory, bounded
+pub mod loadgen; // `peerline bench`: simulated workers through the bot, latency and throughput
 pub mod logging; // structured logs on stderr through a redacting writer (second line of defence)
 pub mod privacy; // pseudonyms, the pepper and its rotation, the panic hook
 pub mod reload; // hot reload of the flows: SIGHUP or a change on disk; broken files refused

@@ -11,6 +11,8 @@ use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod bench_cmd;
+
 #[derive(Parser)]
 #[command(name = "peerline", version, about = "Confidential peer support and triage for health workers")]
 struct Cli {
@@ -114,6 +116,8 @@ enum Cmd {
     },
     /// Print the JSON Schema of flow files, for editors.
     Schema,
+    /// Load generator: simulated workers walking the default flows through the bot and a store.
+    Bench(bench_cmd::BenchArgs),
     /// Run the bot on its chat platforms until SIGINT or SIGTERM (SIGHUP reloads the flows).
     Run(RunArgs),
 }
@@ -391,6 +395,10 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
                 writeln!(out, "{}", a.tier.as_str())?;
             }
             out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench(args) => {
+            bench_cmd::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run(args) => run_bot(args),

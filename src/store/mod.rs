@@ -5,6 +5,8 @@
 //! migrations for both. Error texts never carry stored values: a driver's
 //! message can quote a row, so each failure is reduced to what it means.
 
+mod group;
+
 use crate::engine::Session;
 use crate::privacy::Pseudonym;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -20,7 +22,7 @@ pub enum Backend {
     Postgres,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the database {place}: {reason}")]
     Open { place: String, reason: String },
@@ -42,7 +44,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// Reduce a driver error to what it means, keeping any stored value out of the text.
-    fn from_sqlx(e: sqlx::Error) -> StoreError {
+    pub(crate) fn from_sqlx(e: sqlx::Error) -> StoreError {
         match e {
             sqlx::Error::Database(db) => {
                 let code = db.code().map(|c| c.to_string()).unwrap_or_default();
@@ -150,6 +152,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     location: String,
+    /// Group commit of concurrent writers (SQLite only: it has one writer at a time anyway).
+    group: Option<std::sync::Arc<group::Group>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -196,7 +200,8 @@ impl Store {
             StoreError::Unavailable(r) => open_err(r),
             other => open_err(other.to_string()),
         })?;
-        let store = Store { pool, backend, location: place };
+        let group = (backend == Backend::Sqlite).then(|| std::sync::Arc::new(group::Group::default()));
+        let store = Store { pool, backend, location: place, group };
         store.migrate().await?;
         Ok(store)
     }
@@ -246,57 +251,24 @@ impl Store {
     }
 
     /// Write a handled message's effects atomically: de-duplication, session, counters.
+    ///
+    /// On SQLite, concurrent commits are grouped into one transaction (see `group`):
+    /// each message is still applied entirely or not at all, and its caller returns
+    /// only after the transaction holding it has committed.
     pub async fn commit(&self, c: &Commit<'_>) -> Result<Committed, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-        if let Some(key) = c.event_key {
-            let inserted = sqlx::query(
-                "INSERT INTO seen_events (event_key, expires_at) VALUES ($1, $2) ON CONFLICT (event_key) DO NOTHING",
-            )
-            .bind(key)
-            .bind(c.event_expires_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            if inserted.rows_affected() == 0 {
-                tx.rollback().await.map_err(StoreError::from_sqlx)?;
-                return Ok(Committed::Duplicate);
-            }
-        }
-        for old in c.also_forget {
-            sqlx::query("DELETE FROM sessions WHERE pseudonym = $1")
-                .bind(old.key())
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-        }
-        match c.session {
-            Some(s) => {
-                let state = serde_json::to_string(s).map_err(|_| StoreError::Database("serialise".into()))?;
-                sqlx::query(
-                    "INSERT INTO sessions (pseudonym, pepper_version, state, expires_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (pseudonym) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at",
-                )
-                .bind(c.who.key())
-                .bind(c.who.pepper_version() as i64)
-                .bind(state)
-                .bind(c.expires_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-            }
+        let job = group::Job::from_commit(c)?;
+        match &self.group {
+            Some(g) => g.commit(&self.pool, job).await,
             None => {
-                sqlx::query("DELETE FROM sessions WHERE pseudonym = $1")
-                    .bind(c.who.key())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::from_sqlx)?;
+                let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+                let done = group::apply(&mut tx, &job).await?;
+                match done {
+                    Committed::Applied => tx.commit().await.map_err(StoreError::from_sqlx)?,
+                    Committed::Duplicate => tx.rollback().await.map_err(StoreError::from_sqlx)?,
+                }
+                Ok(done)
             }
         }
-        for k in c.counts {
-            add_count(&mut tx, k, 1).await?;
-        }
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        Ok(Committed::Applied)
     }
 
     /// Forget one worker now ("stop", "forget"), under every pepper version.
@@ -405,7 +377,11 @@ impl Store {
     }
 }
 
-async fn add_count(tx: &mut sqlx::Transaction<'_, sqlx::Any>, k: &CounterKey, n: i64) -> Result<(), StoreError> {
+pub(crate) async fn add_count(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    k: &CounterKey,
+    n: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO usage_counts (day, flow, event, language, detail, count) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (day, flow, event, language, detail) DO UPDATE SET count = usage_counts.count + excluded.count",

@@ -1,0 +1,442 @@
+//! The load generator behind `peerline bench`: simulated workers walking the default
+//! flows through `Bot::handle`, the path the transports use (crisis screen, store,
+//! engine, de-duplicated commit, counters).
+//!
+//! Two modes: as fast as possible with a fixed number of messages in flight, and an
+//! open loop at a fixed rate, where latency is measured from when a message was due
+//! (so a stall counts against every message queued behind it).
+//!
+//! With a journal, the generator is also the driver of the kill -9 test: each
+//! handled message is appended to the journal after `handle` returns, and a restarted
+//! run continues from it. A message committed but not yet journalled when the
+//! process died is sent again with the same event key, as a platform redelivers.
+
+mod histogram;
+pub mod script;
+
+pub use histogram::Histogram;
+
+use crate::bot::{Bot, Handled, Inbound, Sink};
+use crate::engine::{Reply, ReplyKind};
+use crate::flow::model::TextKey;
+use crate::privacy::PepperRing;
+use script::Say;
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The platform name in the generator's pseudonyms and event keys.
+pub const PLATFORM: &str = "bench";
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Send `messages` as fast as handled, `in_flight` at a time. With `per_worker`,
+    /// stop instead when every worker has had that many messages handled.
+    Max { messages: u64, in_flight: usize, per_worker: Option<u64> },
+    /// Send `per_second` messages for `seconds`, each to the next worker in turn.
+    Rate { per_second: f64, seconds: f64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Simulated workers, each with its own conversation.
+    pub workers: u64,
+    pub mode: Mode,
+    /// Open every conversation first (one message each, not measured), so the
+    /// measured run has `workers` live sessions.
+    pub warm: bool,
+    /// The instant given to the bot for every message (the real clock when `None`).
+    pub now: Option<jiff::Timestamp>,
+}
+
+/// Counts of what happened, for figures and for the fault tests' assertions.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub sent: AtomicU64,
+    pub replied: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub store_failed: AtomicU64,
+    /// Store failures where the worker got the "try again" text.
+    pub told_try_again: AtomicU64,
+    /// Messages the script marks as crisis, and those answered with crisis contacts.
+    pub crisis_sent: AtomicU64,
+    pub crisis_answered: AtomicU64,
+    /// Messages that were neither duplicates nor answered: must stay 0.
+    pub unanswered: AtomicU64,
+}
+
+impl Tally {
+    fn snapshot(&self) -> TallySnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TallySnapshot {
+            sent: g(&self.sent),
+            replied: g(&self.replied),
+            duplicates: g(&self.duplicates),
+            store_failed: g(&self.store_failed),
+            told_try_again: g(&self.told_try_again),
+            crisis_sent: g(&self.crisis_sent),
+            crisis_answered: g(&self.crisis_answered),
+            unanswered: g(&self.unanswered),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TallySnapshot {
+    pub sent: u64,
+    pub replied: u64,
+    pub duplicates: u64,
+    pub store_failed: u64,
+    pub told_try_again: u64,
+    pub crisis_sent: u64,
+    pub crisis_answered: u64,
+    pub unanswered: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub tally: TallySnapshot,
+    pub elapsed: Duration,
+    pub latency: Histogram,
+    pub warm_up: Option<(u64, Duration)>,
+}
+
+impl Report {
+    pub fn throughput(&self) -> f64 {
+        self.latency.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Where each simulated worker is in its script. Shared so a fault test can run
+/// several phases (healthy, outage, recovered) over the same conversations.
+pub struct Walkers {
+    /// Messages handled per worker (answered or recognised as a duplicate).
+    pos: Vec<AtomicU64>,
+    /// Store failures per worker: a retried message is a new platform event.
+    attempts: Vec<AtomicU32>,
+}
+
+impl Walkers {
+    pub fn new(workers: u64) -> Walkers {
+        Walkers {
+            pos: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            attempts: (0..workers).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// Positions from a journal written by an earlier (perhaps killed) run. A torn
+    /// last line is ignored: its message is sent again and recognised as a duplicate.
+    pub fn from_journal(workers: u64, text: &str) -> Walkers {
+        let w = Walkers::new(workers);
+        for line in text.lines() {
+            if let Ok(i) = line.trim().parse::<usize>()
+                && let Some(p) = w.pos.get(i)
+            {
+                p.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        w
+    }
+
+    pub fn position(&self, worker: u64) -> u64 {
+        self.pos.get(worker as usize).map(|p| p.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.pos.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos.is_empty()
+    }
+}
+
+pub struct Generator {
+    pub bot: Arc<Bot>,
+    pub ring: PepperRing,
+    pub walkers: Walkers,
+    pub tally: Tally,
+    journal: Option<Mutex<std::fs::File>>,
+    unavailable: HashSet<String>,
+    stop: AtomicBool,
+}
+
+/// The journal could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+#[error("the bench journal {path}: {kind}")]
+pub struct JournalError {
+    path: String,
+    kind: std::io::ErrorKind,
+}
+
+/// A sink that keeps only what the tally needs: no text is kept.
+struct Seen<'a> {
+    unavailable: &'a HashSet<String>,
+    replies: usize,
+    crisis: bool,
+    try_again: bool,
+}
+
+impl Sink for Seen<'_> {
+    async fn send(&mut self, replies: &[Reply]) {
+        self.replies += replies.len();
+        for r in replies {
+            self.crisis |= r.kind == ReplyKind::CrisisContacts;
+            self.try_again |= self.unavailable.contains(&r.text);
+        }
+    }
+}
+
+impl Generator {
+    pub fn new(bot: Arc<Bot>, ring: PepperRing, walkers: Walkers) -> Generator {
+        let unavailable = bot.bundle().text(TextKey::Unavailable).texts.values().cloned().collect();
+        Generator {
+            bot,
+            ring,
+            walkers,
+            tally: Tally::default(),
+            journal: None,
+            unavailable,
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Append every handled message to `path` (created if missing).
+    pub fn with_journal(mut self, path: &Path) -> Result<Generator, JournalError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| JournalError { path: path.display().to_string(), kind: e.kind() })?;
+        self.journal = Some(Mutex::new(file));
+        Ok(self)
+    }
+
+    /// Ask a running `run` to finish after the messages in flight.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The counts so far, set back to zero (for runs in phases).
+    pub fn take_tally(&self) -> TallySnapshot {
+        let t = &self.tally;
+        let z = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
+        TallySnapshot {
+            sent: z(&t.sent),
+            replied: z(&t.replied),
+            duplicates: z(&t.duplicates),
+            store_failed: z(&t.store_failed),
+            told_try_again: z(&t.told_try_again),
+            crisis_sent: z(&t.crisis_sent),
+            crisis_answered: z(&t.crisis_answered),
+            unanswered: z(&t.unanswered),
+        }
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.tally.sent.load(Ordering::Relaxed)
+    }
+
+    /// Send worker `w`'s next message and account for the outcome.
+    async fn one(&self, w: u64, now: Option<jiff::Timestamp>) -> Result<(), JournalError> {
+        let i = w as usize;
+        let n = self.walkers.pos[i].load(Ordering::Relaxed);
+        let attempt = self.walkers.attempts[i].load(Ordering::Relaxed);
+        let say = script::message(w, n);
+        // Through pseudonymisation and event-key hashing, as a transport does.
+        let who = self.ring.pseudonyms(PLATFORM, &format!("worker-{w}"));
+        let event_key = self.ring.event_key(PLATFORM, &format!("w{w}-m{n}-a{attempt}"));
+        let inbound = Inbound { who: &who, event_key: Some(event_key), event: say.event(), language: None };
+        let mut seen = Seen { unavailable: &self.unavailable, replies: 0, crisis: false, try_again: false };
+        let handled = self.bot.handle(inbound, now.unwrap_or_else(jiff::Timestamp::now), &mut seen).await;
+        let t = &self.tally;
+        t.sent.fetch_add(1, Ordering::Relaxed);
+        if matches!(say, Say::Crisis(_)) {
+            t.crisis_sent.fetch_add(1, Ordering::Relaxed);
+            if seen.crisis {
+                t.crisis_answered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        match handled {
+            Handled::Replied { .. } | Handled::Duplicate => {
+                if matches!(handled, Handled::Duplicate) {
+                    t.duplicates.fetch_add(1, Ordering::Relaxed);
+                } else if seen.replies == 0 {
+                    t.unanswered.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    t.replied.fetch_add(1, Ordering::Relaxed);
+                }
+                self.walkers.pos[i].fetch_add(1, Ordering::Relaxed);
+                if let Some(j) = &self.journal {
+                    let mut f = j.lock().unwrap_or_else(|p| p.into_inner());
+                    f.write_all(format!("{w}\n").as_bytes())
+                        .map_err(|e| JournalError { path: "(open)".into(), kind: e.kind() })?;
+                }
+            }
+            Handled::StoreFailed => {
+                t.store_failed.fetch_add(1, Ordering::Relaxed);
+                if seen.try_again {
+                    t.told_try_again.fetch_add(1, Ordering::Relaxed);
+                } else if !seen.crisis {
+                    t.unanswered.fetch_add(1, Ordering::Relaxed);
+                }
+                self.walkers.attempts[i].fetch_add(1, Ordering::Relaxed);
+            }
+            // The bench runs without rate limits (`Settings::default()`), so this does not
+            // happen; if it did, the worker would simply try the same message again.
+            Handled::Limited { .. } => {
+                self.walkers.attempts[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Run the plan. Latency is per message, in nanoseconds.
+    pub async fn run(self: &Arc<Self>, plan: &Plan) -> Result<Report, JournalError> {
+        let workers = plan.workers.min(self.walkers.len());
+        let mut warm_up = None;
+        if plan.warm {
+            let started = Instant::now();
+            let fresh: Vec<u64> = (0..workers).filter(|&w| self.walkers.position(w) == 0).collect();
+            let fresh = Arc::new(fresh);
+            let lanes = 4;
+            let mut tasks = Vec::new();
+            for lane in 0..lanes {
+                let (g, fresh, now) = (self.clone(), fresh.clone(), plan.now);
+                tasks.push(tokio::spawn(async move {
+                    for &w in fresh.iter().skip(lane).step_by(lanes) {
+                        g.one(w, now).await?;
+                    }
+                    Ok::<_, JournalError>(())
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap_or(Ok(()))?;
+            }
+            warm_up = Some((fresh.len() as u64, started.elapsed()));
+        }
+        let started = Instant::now();
+        let latency = match plan.mode {
+            Mode::Max { messages, in_flight, per_worker } => {
+                self.run_max(workers, messages, in_flight.max(1), per_worker, plan.now).await?
+            }
+            Mode::Rate { per_second, seconds } => self.run_rate(workers, per_second, seconds, plan.now).await?,
+        };
+        Ok(Report { tally: self.tally.snapshot(), elapsed: started.elapsed(), latency, warm_up })
+    }
+
+    async fn run_max(
+        self: &Arc<Self>,
+        workers: u64,
+        messages: u64,
+        in_flight: usize,
+        per_worker: Option<u64>,
+        now: Option<jiff::Timestamp>,
+    ) -> Result<Histogram, JournalError> {
+        let issued = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        // Lane k owns workers k, k + in_flight, ...: one message per worker at a time,
+        // as a person waits for the answer before typing the next one.
+        for lane in 0..in_flight as u64 {
+            let (g, issued) = (self.clone(), issued.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut h = Histogram::default();
+                let mine: Vec<u64> = (lane..workers).step_by(in_flight).collect();
+                if mine.is_empty() {
+                    return Ok(h);
+                }
+                let mut k = 0usize;
+                let mut idle = 0usize;
+                while !g.stop.load(Ordering::Relaxed) {
+                    let w = mine[k % mine.len()];
+                    k += 1;
+                    if let Some(limit) = per_worker {
+                        if g.walkers.position(w) >= limit {
+                            idle += 1;
+                            if idle >= mine.len() {
+                                break;
+                            }
+                            continue;
+                        }
+                        idle = 0;
+                    } else if issued.fetch_add(1, Ordering::Relaxed) >= messages {
+                        break;
+                    }
+                    let t = Instant::now();
+                    g.one(w, now).await?;
+                    h.record(t.elapsed().as_nanos() as u64);
+                }
+                Ok::<_, JournalError>(h)
+            }));
+        }
+        let mut all = Histogram::default();
+        for t in tasks {
+            if let Ok(h) = t.await {
+                all.merge(&h?);
+            }
+        }
+        Ok(all)
+    }
+
+    async fn run_rate(
+        self: &Arc<Self>,
+        workers: u64,
+        per_second: f64,
+        seconds: f64,
+        now: Option<jiff::Timestamp>,
+    ) -> Result<Histogram, JournalError> {
+        let total = (per_second * seconds).max(0.0) as u64;
+        let interval = Duration::from_secs_f64(1.0 / per_second.max(1e-3));
+        let start = tokio::time::Instant::now();
+        let all = Arc::new(Mutex::new(Histogram::default()));
+        let mut tasks = tokio::task::JoinSet::new();
+        for k in 0..total {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let due = start + interval.mul_f64(k as f64);
+            tokio::time::sleep_until(due).await;
+            let (g, all) = (self.clone(), all.clone());
+            let w = k % workers.max(1);
+            tasks.spawn(async move {
+                g.one(w, now).await?;
+                // From when the message was due, not when it was sent.
+                let ns = due.elapsed().as_nanos() as u64;
+                all.lock().unwrap_or_else(|p| p.into_inner()).record(ns);
+                Ok::<_, JournalError>(())
+            });
+            while let Some(done) = tasks.try_join_next() {
+                done.unwrap_or(Ok(()))?;
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap_or(Ok(()))?;
+        }
+        let h = all.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(h)
+    }
+}
+
+/// CPU time used by this process so far (user + system, all threads), from /proc.
+/// Less disturbed by a busy machine than wall time: the figure to compare runs by.
+pub fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, so split after its ')').
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports clock ticks; USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Resident and peak memory of this process in KiB, from /proc (None elsewhere).
+pub fn rss_kib() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
