@@ -1,8 +1,3 @@
-// Loading flows is allocation-heavy (YAML trees, regex compilation): mimalloc cuts
-// `peerline check` by about a quarter of its instructions (see BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use peerline::flow::{self, Bundle};
