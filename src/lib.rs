@@ -11,6 +11,7 @@ pub mod diag; // file:line:col diagnostics and "did you mean" hints
 pub mod engine; // sessions and the pure step function
 pub mod flow; // the declarative model: loading, checking, localised text
 pub mod handoff; // handoffs to an on-call peer supporter: tickets, claims, relaying (memory only)
+pub mod html; // escaping text for HTML and SVG (admin page, Matrix formatted bodies)
 pub mod lang; // language tags
 pub mod limit; // per-pseudonym rate limiting: token buckets in memory, bounded
 pub mod loadgen; // `peerline bench`: simulated workers through the bot, latency and throughput
@@ -22,4 +23,4 @@ pub mod routing; // the services directory and choosing services by language, se
 pub mod safety; // the crisis screen: normalise, match the lexicon, tier
 pub mod store; // sessions and counters in SQLite or PostgreSQL, nothing else
 pub mod text; // folding text for matching (case, accents, spacing)
-pub mod transport; // console (and later Matrix, Discord): platform events in, replies out
+pub mod transport; // console, stdio, Matrix, Discord: platform events in, replies out

@@ -27,17 +27,6 @@ fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// xorshift64*: repeatable random kill points from a printed seed.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
-    }
-}
-
 /// What `workers` workers would have stored after `per_worker` messages each, had
 /// nothing ever failed: their sessions and the day's counters, from the pure engine.
 fn uninterrupted(
@@ -80,7 +69,7 @@ async fn kill_9_at_random_points_loses_and_doubles_nothing() {
     let per_worker = env_num("PEERLINE_FAULT_PER_WORKER", 24);
     let workers = 40;
     let seed = env_num("PEERLINE_FAULT_SEED", jiff::Timestamp::now().as_nanosecond() as u64 | 1);
-    let mut rng = Rng(seed);
+    let mut rng = common::Rng(seed);
     let dir = tempfile::tempdir().expect("tmp");
     let (db, journal) = (dir.path().join("load.db"), dir.path().join("journal"));
 

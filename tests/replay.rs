@@ -24,16 +24,6 @@ use std::sync::Arc;
 const WORKERS: u64 = 24;
 const PER_WORKER: u64 = 12;
 
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
-    }
-}
-
 #[derive(Default)]
 struct Seen {
     /// Deliveries that sent anything other than crisis contacts.
@@ -52,7 +42,7 @@ async fn run(store: Store) {
     ];
     let ring = common::peppers();
     let seed = jiff::Timestamp::now().as_nanosecond() as u64 | 1;
-    let mut rng = Rng(seed);
+    let mut rng = common::Rng(seed);
 
     // Originals in order per worker, workers interleaved; each redelivered once or
     // twice at a random later point (so often after the worker's next messages).

@@ -13,6 +13,7 @@
 
 use crate::bot::{Bot, Handled, Inbound, Sink};
 use crate::engine::{Event, Reply};
+use crate::html::escape;
 use crate::privacy::PepperRing;
 use anyhow::{Context, Result, anyhow, bail};
 use matrix_sdk::authentication::matrix::MatrixSession;
@@ -807,21 +808,6 @@ pub fn render(r: &Reply) -> RoomMessageEventContent {
     }
     html.push_str("</ol>");
     RoomMessageEventContent::notice_html(plain, html)
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Send with retries over network failures (rate limits are honoured inside matrix-sdk too).

@@ -170,3 +170,16 @@ pub async fn say(
     let handled = bot.handle(inbound, now(), &mut sink).await;
     (handled, sink)
 }
+
+/// xorshift64*: repeatable pseudo-random choices from a seed the test prints, so a
+/// failing run can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
