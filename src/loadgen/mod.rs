@@ -70,16 +70,20 @@ pub struct Tally {
 
 impl Tally {
     fn snapshot(&self) -> TallySnapshot {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.read(|a| a.load(Ordering::Relaxed))
+    }
+
+    /// Every count through `get` (a plain read, or a read that resets).
+    fn read(&self, get: impl Fn(&AtomicU64) -> u64) -> TallySnapshot {
         TallySnapshot {
-            sent: g(&self.sent),
-            replied: g(&self.replied),
-            duplicates: g(&self.duplicates),
-            store_failed: g(&self.store_failed),
-            told_try_again: g(&self.told_try_again),
-            crisis_sent: g(&self.crisis_sent),
-            crisis_answered: g(&self.crisis_answered),
-            unanswered: g(&self.unanswered),
+            sent: get(&self.sent),
+            replied: get(&self.replied),
+            duplicates: get(&self.duplicates),
+            store_failed: get(&self.store_failed),
+            told_try_again: get(&self.told_try_again),
+            crisis_sent: get(&self.crisis_sent),
+            crisis_answered: get(&self.crisis_answered),
+            unanswered: get(&self.unanswered),
         }
     }
 }
@@ -222,18 +226,7 @@ impl Generator {
 
     /// The counts so far, set back to zero (for runs in phases).
     pub fn take_tally(&self) -> TallySnapshot {
-        let t = &self.tally;
-        let z = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
-        TallySnapshot {
-            sent: z(&t.sent),
-            replied: z(&t.replied),
-            duplicates: z(&t.duplicates),
-            store_failed: z(&t.store_failed),
-            told_try_again: z(&t.told_try_again),
-            crisis_sent: z(&t.crisis_sent),
-            crisis_answered: z(&t.crisis_answered),
-            unanswered: z(&t.unanswered),
-        }
+        self.tally.read(|a| a.swap(0, Ordering::Relaxed))
     }
 
     pub fn sent(&self) -> u64 {
