@@ -136,15 +136,7 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         let _ = writeln!(self.stdin, "{}", json!({"cmd": "stop"}));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::wait_or_kill(&mut self.child, Duration::from_secs(5));
     }
 }
 

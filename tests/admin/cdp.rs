@@ -159,15 +159,7 @@ impl Browser {
 
     pub fn close(mut self) {
         let _ = self.call(None, "Browser.close", json!({}));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::common::wait_or_kill(&mut self.child, Duration::from_secs(10));
     }
 }
 
