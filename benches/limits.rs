@@ -37,7 +37,11 @@ async fn measure(bot: &Bot, ring: &PepperRing, tag: &str) -> Vec<Duration> {
         let text = SCRIPT[i % SCRIPT.len()];
         let t = Instant::now();
         let h = bot
-            .handle(Inbound { who: &who, event_key: None, event: Event::Text(text), language: None }, now, &mut Null)
+            .handle(
+                Inbound { who: &who, event_key: None, event: Event::Text(text), language: None, address: None },
+                now,
+                &mut Null,
+            )
             .await;
         lat.push(t.elapsed());
         assert!(matches!(h, Handled::Replied { .. }), "the measured worker was refused: {h:?}");
@@ -78,7 +82,13 @@ fn main() {
                     let due = start + Duration::from_micros(n * 1000);
                     tokio::time::sleep_until(due.into()).await;
                     let text = format!("flood message {n}");
-                    let inbound = Inbound { who: &who, event_key: None, event: Event::Text(&text), language: None };
+                    let inbound = Inbound {
+                        who: &who,
+                        event_key: None,
+                        event: Event::Text(&text),
+                        language: None,
+                        address: None,
+                    };
                     bot.handle(inbound, jiff::Timestamp::now(), &mut Null).await;
                     n += 1;
                     sent.store(n, Ordering::Relaxed);

@@ -12,6 +12,7 @@ use crate::conversation;
 use crate::engine::{self, Event, Outcome, Reconciled, Reply, ReplyKind, Session, UsageEvent};
 use crate::flow::Bundle;
 use crate::flow::model::TextKey;
+use crate::handoff::{Address, Hub, Intercept, Share};
 use crate::lang::Lang;
 use crate::limit::{Limiter, Limits, Verdict};
 use crate::privacy::Pseudonym;
@@ -37,6 +38,9 @@ pub struct Inbound<'a> {
     /// A language the platform or the worker chose (a client locale, `chat --lang`),
     /// used when a conversation starts.
     pub language: Option<Lang>,
+    /// Where the hub can reach this worker later (their private conversation with the
+    /// bot), for handoffs to a peer supporter. Held in memory only.
+    pub address: Option<Address>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +114,7 @@ pub struct Bot {
     /// Messages being handled now, for a graceful shutdown.
     in_flight: AtomicUsize,
     idle: tokio::sync::Notify,
+    handoff: Option<Arc<Hub>>,
 }
 
 /// Counts one message as in flight until dropped (also when its future is cancelled).
@@ -138,7 +143,19 @@ impl Bot {
             recent: Mutex::new(Recent { order: VecDeque::new(), set: HashSet::new(), cap: 50_000 }),
             in_flight: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
+            handoff: None,
         }
+    }
+
+    /// Hand requests for a peer supporter to `hub` (without one, a worker who asks
+    /// is told honestly that it is not set up here and offered services).
+    pub fn with_handoff(mut self, hub: Arc<Hub>) -> Bot {
+        self.handoff = Some(hub);
+        self
+    }
+
+    pub fn handoff(&self) -> Option<&Arc<Hub>> {
+        self.handoff.as_ref()
     }
 
     /// Messages being handled right now.
@@ -249,6 +266,26 @@ impl Bot {
             Verdict::Notice | Verdict::Drop => return Handled::Limited { notice: false, crisis: crisis_sent },
         }
 
+        // A worker in a handoff talks to their supporter: the message is relayed (or
+        // ends the handoff) and never reaches the store.
+        let mut told_ended = false;
+        if let (Some(hub), Some(addr)) = (&self.handoff, &inbound.address) {
+            let text = match inbound.event {
+                Event::Text(t) => Some(t),
+                _ => None,
+            };
+            match hub.worker_message(&bundle, addr, text, screened.tier, now).await {
+                Intercept::Handled(replies) => {
+                    if !replies.is_empty() {
+                        sink.send(&replies).await;
+                    }
+                    return Handled::Replied { forget: false, crisis: crisis_sent };
+                }
+                Intercept::Forget => told_ended = true,
+                Intercept::Pass => told_ended = hub.take_told(addr),
+            }
+        }
+
         // 3. The stored session, within a deadline.
         let loaded = tokio::time::timeout(self.settings.store_timeout, self.store.load(inbound.who, now_s)).await;
         let loaded = match loaded {
@@ -277,9 +314,15 @@ impl Bot {
         {
             input.language = Some(l.clone());
         }
+        // Waiting on a handoff the hub no longer has, and nobody said it ended: the
+        // process restarted (the desk lives in memory only). Say so honestly.
+        let lost = !told_ended && engine::waiting_on_handoff(&bundle, &session);
         let mut out = engine::step(&bundle, session, &input);
         if reconciled != Reconciled::Unchanged && !crisis_sent {
             out.replies.insert(0, Self::reply(&bundle, &out.lang, TextKey::FlowsUpdated));
+        }
+        if lost && !crisis_sent {
+            out.replies.insert(0, Self::reply(&bundle, &out.lang, TextKey::HandoffLost));
         }
 
         // 4. Commit. A session begun under an older pepper moves to the current one.
@@ -303,7 +346,20 @@ impl Bot {
             Err(_) => return self.store_failed(&bundle, &Some(lang), crisis_sent, StoreError::Timeout, sink).await,
         }
 
-        // 5. Replies.
+        // 5. Replies; a request for a peer supporter goes to the hub once committed.
+        if let Some(ask) = out.handoff {
+            let share = Share { lang: out.lang.clone(), band: ask.band };
+            let more = match (&self.handoff, &inbound.address) {
+                (Some(hub), Some(addr)) => {
+                    let mut random = [0u8; 6];
+                    // Without randomness a fixed code still works: the desk refuses duplicates.
+                    let _ = getrandom::fill(&mut random);
+                    hub.request(&bundle, addr.clone(), share, random, now).await
+                }
+                _ => vec![engine::offer_services(&bundle, &out.lang, ask.band, now, TextKey::HandoffUnavailable)],
+            };
+            out.replies.extend(more);
+        }
         if !crisis_sent {
             sink.send(&out.replies).await;
         }

@@ -51,6 +51,7 @@ pub struct Config {
     pub matrix: Option<MatrixSection>,
     pub discord: Option<DiscordSection>,
     pub admin: Option<AdminSection>,
+    pub handoff: Option<HandoffSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -148,6 +149,39 @@ pub struct AdminSection {
     /// Address to listen on; keep it on 127.0.0.1 behind a reverse proxy.
     pub bind: Option<String>,
     pub token_file: Option<PathBuf>,
+}
+
+/// `[handoff]`: on-call peer supporters. Their platform ids live here only: they are
+/// compared in memory and never shown to workers, stored or logged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffSection {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Matrix rooms where requests are posted and claimed (room ids, `!...`).
+    #[serde(default)]
+    pub matrix_rooms: Vec<String>,
+    /// Matrix user ids of the supporters (`@name:server`).
+    #[serde(default)]
+    pub matrix_supporters: Vec<String>,
+    /// Discord channel ids where requests are posted and claimed.
+    #[serde(default)]
+    pub discord_channels: Vec<String>,
+    /// Discord user ids of the supporters.
+    #[serde(default)]
+    pub discord_supporters: Vec<String>,
+    /// IANA time zone of `hours` (default UTC).
+    pub timezone: Option<String>,
+    /// When supporters are on call, e.g. `["mon-fri 08:00-20:00"]`; leave out for always.
+    #[serde(default)]
+    pub hours: Vec<String>,
+    /// How long a request waits for a claim before the worker is offered services instead.
+    #[serde(default = "ten_minutes")]
+    pub claim_seconds: u64,
+}
+
+fn ten_minutes() -> u64 {
+    600
 }
 
 fn yes() -> bool {
@@ -257,7 +291,74 @@ impl Config {
         if let Some(v) = env("PEERLINE_LOG") {
             self.log.level = v;
         }
+        // Lists are comma-separated; any handoff variable creates the section.
+        let list = |v: String| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect();
+        let vars = [
+            "PEERLINE_HANDOFF_MATRIX_ROOMS",
+            "PEERLINE_HANDOFF_MATRIX_SUPPORTERS",
+            "PEERLINE_HANDOFF_DISCORD_CHANNELS",
+            "PEERLINE_HANDOFF_DISCORD_SUPPORTERS",
+            "PEERLINE_HANDOFF_CLAIM_SECONDS",
+        ];
+        if vars.iter().any(|v| env(v).is_some()) {
+            let h = self.handoff.get_or_insert_with(|| HandoffSection {
+                enabled: true,
+                matrix_rooms: vec![],
+                matrix_supporters: vec![],
+                discord_channels: vec![],
+                discord_supporters: vec![],
+                timezone: None,
+                hours: vec![],
+                claim_seconds: ten_minutes(),
+            });
+            if let Some(v) = env(vars[0]) {
+                h.matrix_rooms = list(v);
+            }
+            if let Some(v) = env(vars[1]) {
+                h.matrix_supporters = list(v);
+            }
+            if let Some(v) = env(vars[2]) {
+                h.discord_channels = list(v);
+            }
+            if let Some(v) = env(vars[3]) {
+                h.discord_supporters = list(v);
+            }
+            if let Some(v) = num(&env, vars[4])? {
+                h.claim_seconds = v;
+            }
+        }
         Ok(())
+    }
+
+    /// The hub's settings, or `None` when handoffs are not configured (a worker who
+    /// asks is then told so and offered services).
+    pub fn handoff(&self) -> Result<Option<crate::handoff::Settings>, ConfigError> {
+        use crate::handoff::{Address, Platform, Schedule};
+        let Some(h) = self.handoff.as_ref().filter(|h| h.enabled) else { return Ok(None) };
+        let bad = |key: &str, problem: String| ConfigError::Env { var: format!("[handoff] {key}"), problem };
+        let hours = if h.hours.is_empty() {
+            None
+        } else {
+            Some(Schedule::parse(h.timezone.as_deref().unwrap_or("UTC"), &h.hours).map_err(|e| bad("hours", e))?)
+        };
+        if h.claim_seconds == 0 {
+            return Err(bad("claim_seconds", "must be at least 1".into()));
+        }
+        let mut rooms: Vec<Address> =
+            h.matrix_rooms.iter().map(|r| Address::new(Platform::Matrix, r.clone())).collect();
+        rooms.extend(h.discord_channels.iter().map(|c| Address::new(Platform::Discord, c.clone())));
+        let mut supporters = HashMap::new();
+        supporters.insert(Platform::Matrix, h.matrix_supporters.iter().cloned().collect());
+        supporters.insert(Platform::Discord, h.discord_supporters.iter().cloned().collect());
+        if !rooms.is_empty() && h.matrix_supporters.is_empty() && h.discord_supporters.is_empty() {
+            return Err(bad("matrix_supporters", "supporter rooms are set but no supporter is listed".into()));
+        }
+        Ok(Some(crate::handoff::Settings {
+            rooms,
+            supporters,
+            hours,
+            claim_within: Duration::from_secs(h.claim_seconds),
+        }))
     }
 
     /// Checks beyond the types.
@@ -269,6 +370,7 @@ impl Config {
         if self.reload.poll_ms < 50 {
             return Err(bad("[reload] poll_ms", "must be at least 50"));
         }
+        self.handoff()?;
         Ok(())
     }
 

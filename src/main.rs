@@ -541,7 +541,22 @@ fn run_bot(args: RunArgs) -> Result<ExitCode> {
         let store = open_store(&db).await?;
         let settings =
             peerline::bot::Settings { idle_timeout: cfg.idle_timeout(), limits: cfg.limits(), ..Default::default() };
-        let bot = Arc::new(peerline::bot::Bot::new(Arc::new(bundle), store, settings));
+        let mut bot = peerline::bot::Bot::new(Arc::new(bundle), store.clone(), settings);
+        if let Some(h) = cfg.handoff()? {
+            bot = bot.with_handoff(Arc::new(peerline::handoff::Hub::new(h, store)));
+        }
+        let bot = Arc::new(bot);
+        // Requests nobody claimed in time: the worker is told and offered services.
+        let handoff_ticks = bot.handoff().cloned().map(|hub| {
+            let bot = bot.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    every.tick().await;
+                    hub.tick(&bot.bundle(), jiff::Timestamp::now()).await;
+                }
+            })
+        });
         let expiry = tokio::spawn({
             let bot = bot.clone();
             async move {
@@ -622,6 +637,13 @@ fn run_bot(args: RunArgs) -> Result<ExitCode> {
         }
         let _ = stop_tx.send(true);
         tracing::info!("stopping: no new messages; finishing those in progress");
+        // Anyone in a handoff is told it ended (the desk lives in memory only).
+        if let Some(ticks) = handoff_ticks {
+            ticks.abort();
+        }
+        if let Some(hub) = bot.handoff() {
+            hub.shutdown(&bot.bundle(), jiff::Timestamp::now()).await;
+        }
         let finish = async {
             while let Some(r) = transports.join_next().await {
                 if let Ok((_, Err(e))) = r {

@@ -84,6 +84,7 @@ async fn a_flood_in_parallel_does_not_deny_another_worker() {
                     event_key: None,
                     event: peerline::engine::Event::Text(&format!("flood {i}")),
                     language: None,
+                    address: None,
                 };
                 if let Handled::Limited { notice: true, .. } = bot.handle(inbound, common::now(), &mut sink).await {
                     notices += 1;

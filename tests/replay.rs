@@ -84,7 +84,13 @@ async fn run(store: Store) {
         let results = {
             let mut futs = Vec::new();
             for (b, sink) in targets.iter().zip(sinks.iter_mut()) {
-                let inbound = Inbound { who: &who, event_key: Some(key.clone()), event: say.event(), language: None };
+                let inbound = Inbound {
+                    who: &who,
+                    event_key: Some(key.clone()),
+                    event: say.event(),
+                    language: None,
+                    address: None,
+                };
                 futs.push(bots[*b].handle(inbound, now, sink));
             }
             futures_join(futs).await

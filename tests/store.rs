@@ -209,7 +209,13 @@ async fn canaries_never_reach_the_database_or_the_logs(kind: &str) {
             let event_key = ring.event_key("matrix", &format!("$event-{id}-{n}"));
             let handled = bot
                 .handle(
-                    Inbound { who: &who, event_key: Some(event_key), event: Event::Text(msg), language: None },
+                    Inbound {
+                        who: &who,
+                        event_key: Some(event_key),
+                        event: Event::Text(msg),
+                        language: None,
+                        address: None,
+                    },
                     common::now(),
                     &mut sink,
                 )
@@ -222,7 +228,7 @@ async fn canaries_never_reach_the_database_or_the_logs(kind: &str) {
     let who = ring.pseudonyms("matrix", canary_ids[0]);
     for msg in ["hello again", canary_texts[1]] {
         bot.handle(
-            Inbound { who: &who, event_key: None, event: Event::Text(msg), language: None },
+            Inbound { who: &who, event_key: None, event: Event::Text(msg), language: None, address: None },
             common::now(),
             &mut Collect::default(),
         )

@@ -21,6 +21,8 @@ pub enum Vocab {
     Language,
     ServiceKind,
     CrisisSource,
+    /// Handoff outcomes, time-to-claim buckets and endings.
+    Handoff,
 }
 
 pub fn allowed(v: Vocab, value: &str) -> bool {
@@ -34,6 +36,20 @@ pub fn allowed(v: Vocab, value: &str) -> bool {
         }
         Vocab::ServiceKind => ServiceKind::ALL.iter().any(|k| k.as_str() == value),
         Vocab::CrisisSource => ["detected", "requested", "flow"].contains(&value),
+        Vocab::Handoff => [
+            "posted",
+            "closed",
+            "unavailable",
+            "under_1m",
+            "1_5m",
+            "5_15m",
+            "15m_plus",
+            "worker",
+            "supporter",
+            "forgotten",
+            "unclaimed",
+        ]
+        .contains(&value),
     }
 }
 
@@ -48,6 +64,9 @@ pub const EVENTS: &[&str] = &[
     "concern",
     "language_changed",
     "stopped",
+    "handoff_requested",
+    "handoff_claimed",
+    "handoff_ended",
 ];
 
 /// Rows with every label column checked against its vocabulary; unknown events are dropped.
@@ -58,6 +77,7 @@ pub fn sanitize(rows: Vec<CountRow>) -> Vec<CountRow> {
             let detail_vocab = match r.key.event.as_str() {
                 "routed" => Vocab::ServiceKind,
                 "crisis" => Vocab::CrisisSource,
+                "handoff_requested" | "handoff_claimed" | "handoff_ended" => Vocab::Handoff,
                 _ => Vocab::Id,
             };
             for (value, vocab) in [

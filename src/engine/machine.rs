@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::flow::expr::VarValue;
-use crate::flow::model::{Action, Bundle, Command, Flow, Localized, RouteSeverity, TextKey, Then};
+use crate::flow::model::{Action, Bundle, Command, Flow, HandoffShare, Localized, RouteSeverity, TextKey, Then};
 use crate::routing::Need;
 use crate::text::fold;
 
@@ -20,11 +20,39 @@ pub fn step(bundle: &Bundle, session: Session, input: &Input) -> Outcome {
         events: Vec::new(),
         ended: false,
         forget: false,
+        handoff: None,
     };
     m.handle(input);
     let lang = m.s.lang.clone();
     let session = if m.ended { None } else { Some(m.s) };
-    Outcome { session, replies: m.replies, events: m.events, forget: m.forget, lang }
+    Outcome { session, replies: m.replies, events: m.events, forget: m.forget, lang, handoff: m.handoff }
+}
+
+/// Services someone can reach instead of a peer supporter, introduced by `intro`
+/// (outside the supporters' hours, a request nobody claimed, no supporters set up).
+/// Chosen like the find-help flow's "someone to talk to today": people, not self-help.
+pub fn offer_services(
+    bundle: &Bundle,
+    lang: &Lang,
+    severity: Option<Severity>,
+    now: jiff::Timestamp,
+    intro: TextKey,
+) -> Reply {
+    let mut m = Machine {
+        b: bundle,
+        s: Session::new(lang.clone()),
+        now,
+        replies: Vec::new(),
+        events: Vec::new(),
+        ended: false,
+        forget: false,
+        handoff: None,
+    };
+    let kinds = [ServiceKind::PeerSupport, ServiceKind::Counselling, ServiceKind::Eap, ServiceKind::CrisisLine];
+    let severity = severity.unwrap_or(Severity::Moderate).max(Severity::Moderate);
+    let need = Need { lang, severity, role: None, kinds: &kinds, now, limit: 5 };
+    let sel = bundle.directory.select(&need);
+    m.render_services(&sel, Some(bundle.text(intro)), ReplyKind::Services)
 }
 
 struct Machine<'b> {
@@ -35,6 +63,7 @@ struct Machine<'b> {
     events: Vec<UsageEvent>,
     ended: bool,
     forget: bool,
+    handoff: Option<HandoffAsk>,
 }
 
 enum Answer {
@@ -309,6 +338,8 @@ impl<'b> Machine<'b> {
                 None => Answer::Unmatched,
             },
             (Action::AskText(_), Event::Text(_)) => Answer::Free,
+            // Waiting on a handoff that has ended: anything continues the flow.
+            (Action::Handoff(_), _) => Answer::Free,
             _ => Answer::Unmatched,
         };
         match matched {
@@ -519,6 +550,13 @@ impl<'b> Machine<'b> {
                 Action::Route(r) => {
                     self.route(r);
                     self.advance(flow, idx);
+                }
+                Action::Handoff(share) => {
+                    let share_band = *share == HandoffShare::LanguageAndBand;
+                    let band = if share_band { self.s.severity } else { None };
+                    self.handoff = Some(HandoffAsk { band, share_band });
+                    self.mark_waiting();
+                    return;
                 }
                 Action::Goto(t) => self.goto(t),
                 Action::Start(f) => {

@@ -15,7 +15,7 @@ use crate::routing::ServiceKind;
 use crate::safety::Tier;
 use serde::{Deserialize, Serialize};
 
-pub use machine::step;
+pub use machine::{offer_services, step};
 pub use reconcile::{Reconciled, reconcile};
 pub use render::render;
 
@@ -172,6 +172,28 @@ pub struct Outcome {
     pub forget: bool,
     /// The language the replies are in (kept even when the session ends).
     pub lang: Lang,
+    /// The worker asked for a peer supporter (the bot's handoff desk takes it from here).
+    pub handoff: Option<HandoffAsk>,
+}
+
+/// A request for a peer supporter, with only what the worker chose to share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandoffAsk {
+    /// The severity of the last screening band, when the worker chose to share it
+    /// (`None` also when they shared it but took no screening).
+    pub band: Option<Severity>,
+    /// The worker chose to share their band.
+    pub share_band: bool,
+}
+
+/// The session waits at a `handoff` step (a request or a relayed conversation was open).
+pub fn waiting_on_handoff(bundle: &crate::flow::Bundle, session: &Session) -> bool {
+    let Some(top) = session.stack.last() else { return false };
+    top.here
+        && bundle
+            .flow(&top.flow)
+            .and_then(|f| f.step_index(&top.step).map(|i| &f.steps[i]))
+            .is_some_and(|s| matches!(s.action, crate::flow::model::Action::Handoff(_)))
 }
 
 impl Outcome {

@@ -131,7 +131,7 @@ fn references(cx: &mut Ctx, flow: &Flow, bundle: &Bundle) {
                     }
                 }
             }
-            Action::Say(_) | Action::AskText(_) | Action::Set(_) | Action::End(_) => {}
+            Action::Say(_) | Action::AskText(_) | Action::Set(_) | Action::End(_) | Action::Handoff(_) => {}
         }
     }
 }

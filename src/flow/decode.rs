@@ -718,10 +718,10 @@ pub fn parse_window(text: &str) -> Result<Window, String> {
 
 pub const FLOW_KEYS: &[&str] = &["id", "title", "languages", "steps"];
 pub const ACTION_KEYS: &[&str] =
-    &["say", "ask", "ask_text", "branch", "set", "band", "route", "goto", "start", "call", "end"];
+    &["say", "ask", "ask_text", "branch", "set", "band", "route", "goto", "start", "call", "end", "handoff"];
 pub const STEP_KEYS: &[&str] = &[
     "id", "next", "say", "ask", "choices", "score", "ask_text", "branch", "set", "band", "route", "goto", "start",
-    "call", "end",
+    "call", "end", "handoff",
 ];
 
 pub fn flow(cx: &mut Ctx, root: &Node, answers: &BTreeMap<String, (Vec<Choice>, Pos)>) -> Option<Flow> {
@@ -939,6 +939,21 @@ fn step(
                 rf.get("limit").and_then(|l| cx.int(l, "`limit`")).map(|l| l.clamp(1, 25) as usize).unwrap_or(4);
             let intro = rf.get("intro").and_then(|i| cx.localized(i, "route intro", langs));
             Action::Route(Route { severity, kinds, services, limit, intro })
+        }
+        "handoff" => {
+            let share = cx.string(n, "`handoff`")?;
+            match share.as_str() {
+                "language" => Action::Handoff(HandoffShare::Language),
+                "language_and_band" => Action::Handoff(HandoffShare::LanguageAndBand),
+                _ => {
+                    cx.error(
+                        n.pos,
+                        format!("unknown `handoff` share `{share}`"),
+                        Some("`language` (only the worker's language) or `language_and_band` (also their last screening band)".into()),
+                    );
+                    return None;
+                }
+            }
         }
         "goto" => Action::Goto(cx.ident(n, "`goto`")?),
         "start" => Action::Start(cx.ident(n, "`start`")?),

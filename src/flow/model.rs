@@ -145,10 +145,50 @@ pub enum TextKey {
     SlowDown,
     /// The flows were reloaded and the worker's step no longer exists: where the conversation goes now.
     FlowsUpdated,
+    /// The request went to the supporters: its code, and how to cancel.
+    HandoffPosted,
+    /// The worker wrote while their request waits for a claim.
+    HandoffWaiting,
+    /// A supporter claimed the request: what the worker writes now goes to them.
+    HandoffJoined,
+    /// No supporter is on call now (outside hours): said before the services offered instead.
+    HandoffClosed,
+    /// No supporter room is configured: said before the services offered instead.
+    HandoffUnavailable,
+    /// Nobody claimed the request in time: said before the services offered instead.
+    HandoffUnclaimed,
+    /// The worker cancelled a request or ended a relayed conversation.
+    HandoffCancelled,
+    /// The supporter ended the conversation (also on shutdown).
+    HandoffEndedBySupporter,
+    /// The conversation ended without notice (the service restarted).
+    HandoffLost,
+    /// The label before a supporter's relayed message, shown to the worker.
+    HandoffFromSupporter,
+    /// Posted in the supporters' room: a new request. `{code}`, `{language}`, `{band}`.
+    SupporterRequest,
+    /// Posted in the supporters' room once a request is taken.
+    SupporterClaimed,
+    /// A second claim on a request already taken.
+    SupporterTaken,
+    /// A claim with a code no open request has.
+    SupporterUnknownCode,
+    /// A supporter already in a conversation tried to claim another.
+    SupporterBusy,
+    /// Sent to the supporter privately after a claim: what was shared, how to end.
+    SupporterConnected,
+    /// The label before a worker's relayed message, shown to the supporter.
+    SupporterFromColleague,
+    /// The worker's message matched the crisis screen during a relay: guidance for the supporter.
+    SupporterCrisisAlert,
+    /// Told to the supporter when a conversation ends (by either side).
+    SupporterEnded,
+    /// Posted in the supporters' room when a request expired unclaimed.
+    SupporterExpired,
 }
 
 impl TextKey {
-    pub const ALL: [TextKey; 21] = [
+    pub const ALL: [TextKey; 41] = [
         TextKey::Help,
         TextKey::NotUnderstood,
         TextKey::OfferMenu,
@@ -170,6 +210,26 @@ impl TextKey {
         TextKey::DmFailed,
         TextKey::SlowDown,
         TextKey::FlowsUpdated,
+        TextKey::HandoffPosted,
+        TextKey::HandoffWaiting,
+        TextKey::HandoffJoined,
+        TextKey::HandoffClosed,
+        TextKey::HandoffUnavailable,
+        TextKey::HandoffUnclaimed,
+        TextKey::HandoffCancelled,
+        TextKey::HandoffEndedBySupporter,
+        TextKey::HandoffLost,
+        TextKey::HandoffFromSupporter,
+        TextKey::SupporterRequest,
+        TextKey::SupporterClaimed,
+        TextKey::SupporterTaken,
+        TextKey::SupporterUnknownCode,
+        TextKey::SupporterBusy,
+        TextKey::SupporterConnected,
+        TextKey::SupporterFromColleague,
+        TextKey::SupporterCrisisAlert,
+        TextKey::SupporterEnded,
+        TextKey::SupporterExpired,
     ];
     pub fn key(self) -> &'static str {
         match self {
@@ -194,6 +254,26 @@ impl TextKey {
             TextKey::DmFailed => "dm_failed",
             TextKey::SlowDown => "slow_down",
             TextKey::FlowsUpdated => "flows_updated",
+            TextKey::HandoffPosted => "handoff_posted",
+            TextKey::HandoffWaiting => "handoff_waiting",
+            TextKey::HandoffJoined => "handoff_joined",
+            TextKey::HandoffClosed => "handoff_closed",
+            TextKey::HandoffUnavailable => "handoff_unavailable",
+            TextKey::HandoffUnclaimed => "handoff_unclaimed",
+            TextKey::HandoffCancelled => "handoff_cancelled",
+            TextKey::HandoffEndedBySupporter => "handoff_ended_by_supporter",
+            TextKey::HandoffLost => "handoff_lost",
+            TextKey::HandoffFromSupporter => "handoff_from_supporter",
+            TextKey::SupporterRequest => "supporter_request",
+            TextKey::SupporterClaimed => "supporter_claimed",
+            TextKey::SupporterTaken => "supporter_taken",
+            TextKey::SupporterUnknownCode => "supporter_unknown_code",
+            TextKey::SupporterBusy => "supporter_busy",
+            TextKey::SupporterConnected => "supporter_connected",
+            TextKey::SupporterFromColleague => "supporter_from_colleague",
+            TextKey::SupporterCrisisAlert => "supporter_crisis_alert",
+            TextKey::SupporterEnded => "supporter_ended",
+            TextKey::SupporterExpired => "supporter_expired",
         }
     }
 }
@@ -266,11 +346,22 @@ pub enum Action {
     Start(String),
     Call(String),
     End(Option<Localized>),
+    /// Ask for an on-call peer supporter, sharing only what the worker chose. The
+    /// conversation waits here while the request is open or relayed; the worker's
+    /// next message after it ends continues with the next step.
+    Handoff(HandoffShare),
+}
+
+/// What a handoff request tells the supporters about the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffShare {
+    Language,
+    LanguageAndBand,
 }
 
 impl Action {
     pub fn is_question(&self) -> bool {
-        matches!(self, Action::Ask(_) | Action::AskText(_))
+        matches!(self, Action::Ask(_) | Action::AskText(_) | Action::Handoff(_))
     }
 }
 

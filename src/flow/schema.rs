@@ -61,7 +61,9 @@ pub fn flow_schema() -> Value {
         "goto": id(),
         "start": id(),
         "call": id(),
-        "end": { "oneOf": [ { "type": "boolean" }, { "type": "null" }, localized() ] }
+        "end": { "oneOf": [ { "type": "boolean" }, { "type": "null" }, localized() ] },
+        "handoff": { "enum": ["language", "language_and_band"],
+            "description": "ask for an on-call peer supporter, sharing only the language or also the last band" }
     });
     let one_action: Vec<Value> = ACTION_KEYS.iter().map(|k| json!({ "required": [k] })).collect();
     let _ = (STEP_KEYS, CHOICE_KEYS, FLOW_KEYS, severities);

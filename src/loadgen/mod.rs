@@ -242,7 +242,8 @@ impl Generator {
         // Through pseudonymisation and event-key hashing, as a transport does.
         let who = self.ring.pseudonyms(PLATFORM, &format!("worker-{w}"));
         let event_key = self.ring.event_key(PLATFORM, &format!("w{w}-m{n}-a{attempt}"));
-        let inbound = Inbound { who: &who, event_key: Some(event_key), event: say.event(), language: None };
+        let inbound =
+            Inbound { who: &who, event_key: Some(event_key), event: say.event(), language: None, address: None };
         let mut seen = Seen { unavailable: &self.unavailable, replies: 0, crisis: false, try_again: false };
         let handled = self.bot.handle(inbound, now.unwrap_or_else(jiff::Timestamp::now), &mut seen).await;
         let t = &self.tally;

@@ -98,7 +98,7 @@ pub async fn run_with_store(
     if tty {
         writeln!(sink.out, "peerline terminal chat — type a message; Ctrl-D to quit.\n")?;
         bot.handle(
-            Inbound { who: &who, event_key: None, event: Event::Open, language: opts.lang.clone() },
+            Inbound { who: &who, event_key: None, event: Event::Open, language: opts.lang.clone(), address: None },
             now(),
             &mut sink,
         )
@@ -108,7 +108,13 @@ pub async fn run_with_store(
     }
     for line in lines(input) {
         let line = line?;
-        let inbound = Inbound { who: &who, event_key: None, event: Event::Text(&line), language: opts.lang.clone() };
+        let inbound = Inbound {
+            who: &who,
+            event_key: None,
+            event: Event::Text(&line),
+            language: opts.lang.clone(),
+            address: None,
+        };
         bot.handle(inbound, now(), &mut sink).await;
         writeln!(sink.out)?;
         if tty {

@@ -13,6 +13,7 @@
 
 use crate::bot::{Bot, Handled, Inbound, Sink};
 use crate::engine::{Event, Reply};
+use crate::handoff::{Address, Hub, Outgoing, Platform, parse_claim};
 use crate::html::escape;
 use crate::privacy::PepperRing;
 use anyhow::{Context, Result, anyhow, bail};
@@ -362,6 +363,8 @@ struct Shared {
     cfg: MatrixConfig,
     /// Room id → its task's queue, for rooms with a live task. Memory only.
     rooms: Mutex<HashMap<OwnedRoomId, mpsc::UnboundedSender<Job>>>,
+    /// Peer supporter → the bot's private room with them, for relaying. Memory only.
+    supporter_dms: Mutex<HashMap<OwnedUserId, OwnedRoomId>>,
 }
 
 /// Run the Matrix bot until `shutdown` resolves; then finish in-flight messages and return.
@@ -377,8 +380,18 @@ pub async fn run(
         _ = &mut shutdown => return Ok(()),
     };
     let me = client.user_id().ok_or_else(|| anyhow!("no Matrix user after login"))?.to_owned();
-    let shared = Arc::new(Shared { bot, peppers, me, cfg, rooms: Mutex::new(HashMap::new()) });
+    let hub = bot.handoff().cloned();
+    let shared = Arc::new(Shared {
+        bot,
+        peppers,
+        me,
+        cfg,
+        rooms: Mutex::new(HashMap::new()),
+        supporter_dms: Mutex::new(HashMap::new()),
+    });
     let mut tasks = JoinSet::new();
+    // Handoff messages (requests, relayed text) to send on the hub's behalf.
+    let outbox = hub.map(|hub| tokio::spawn(deliver(client.clone(), hub.register(Platform::Matrix))));
     // Short: one long-poll request every 2 s is cheap, and the bot is back soon after
     // its homeserver.
     let mut backoff = Backoff::new(Duration::from_secs(2));
@@ -479,7 +492,62 @@ pub async fn run(
     if drained.is_err() {
         tracing::warn!("matrix: some messages were still in flight after 30 s");
     }
+    // The hub closes the outbox once it has told everyone in a handoff that it ended.
+    if let Some(outbox) = outbox
+        && tokio::time::timeout(Duration::from_secs(10), outbox).await.is_err()
+    {
+        tracing::warn!("matrix: handoff messages were still being sent after 10 s");
+    }
     Ok(())
+}
+
+/// Send what the handoff hub queues for Matrix rooms, in order.
+async fn deliver(client: Client, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some(out) = rx.recv().await {
+        let room = OwnedRoomId::try_from(out.to.as_str()).ok().and_then(|id| client.get_room(&id));
+        let Some(room) = room else {
+            tracing::warn!("matrix: a handoff message for a room the bot is not in; dropped");
+            continue;
+        };
+        for r in &out.replies {
+            let _ = send_notice(&room, render(r)).await;
+        }
+    }
+}
+
+/// The bot's private room with a supporter: the one they last wrote from, else the
+/// one the client knows as direct, else a new encrypted one (they are invited).
+async fn supporter_dm(shared: &Shared, client: &Client, supporter: &UserId) -> Option<Room> {
+    let remembered = lock(&shared.supporter_dms).get(supporter).cloned();
+    let joined = |r: &Room| r.state() == RoomState::Joined;
+    if let Some(room) = remembered.and_then(|id| client.get_room(&id)).filter(joined) {
+        return Some(room);
+    }
+    if let Some(room) = client.get_dm_room(supporter).filter(joined) {
+        return Some(room);
+    }
+    match client.create_dm(supporter).await {
+        Ok(room) => {
+            lock(&shared.supporter_dms).insert(supporter.to_owned(), room.room_id().to_owned());
+            Some(room)
+        }
+        Err(e) => {
+            tracing::warn!(kind = Failure::of(&e).name(), "matrix: opening a private room with a supporter failed");
+            None
+        }
+    }
+}
+
+/// A message in a supporters' room: only a listed supporter's claim acts.
+async fn supporters_room(shared: &Shared, hub: &Hub, room: &Room, here: &Address, sender: &UserId, body: &str) {
+    let Some(code) = parse_claim(body) else { return };
+    if !hub.is_supporter(Platform::Matrix, sender.as_str()) {
+        tracing::info!("matrix: a claim from someone not listed as a supporter; ignored");
+        return;
+    }
+    let Some(dm) = supporter_dm(shared, &room.client(), sender).await else { return };
+    let dm = Address::new(Platform::Matrix, dm.room_id().as_str());
+    let _ = hub.claim(&shared.bot.bundle(), &code, dm, here, jiff::Timestamp::now()).await;
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -646,6 +714,14 @@ async fn handle(shared: &Shared, room: &Room, mem: &mut RoomMemory, job: Job) ->
         tracing::debug!("matrix: a message in a room not joined; dropped");
         return Flow::Stay;
     }
+    let here = Address::new(Platform::Matrix, room.room_id().as_str());
+    let hub = shared.bot.handoff();
+    if let Some(hub) = hub
+        && hub.is_supporter_room(&here)
+    {
+        supporters_room(shared, hub, room, &here, &sender, &body).await;
+        return Flow::Stay;
+    }
     let members = room.joined_members_count() + room.invited_members_count();
     if members > 2 {
         // A group: never screen here, only point to a DM, now and then.
@@ -657,13 +733,29 @@ async fn handle(shared: &Shared, room: &Room, mem: &mut RoomMemory, job: Job) ->
         }
         return Flow::Stay;
     }
+    // A supporter writing privately: relayed while they are in a handoff; otherwise
+    // they are a health worker like any other.
+    if let Some(hub) = hub
+        && hub.is_supporter(Platform::Matrix, sender.as_str())
+    {
+        lock(&shared.supporter_dms).insert(sender.clone(), room.room_id().to_owned());
+        if hub.supporter_message(&shared.bot.bundle(), &here, &body, jiff::Timestamp::now()).await {
+            return Flow::Stay;
+        }
+    }
     let who = shared.peppers.pseudonyms(PLATFORM, sender.as_str());
     let event_key = shared.peppers.event_key(PLATFORM, event_id.as_str());
     if shared.cfg.typing {
         let _ = room.typing_notice(true).await;
     }
     let mut sink = RoomSink { room, sent: &mut mem.sent };
-    let inbound = Inbound { who: &who, event_key: Some(event_key), event: Event::Text(&body), language: None };
+    let inbound = Inbound {
+        who: &who,
+        event_key: Some(event_key),
+        event: Event::Text(&body),
+        language: None,
+        address: Some(here),
+    };
     let handled = shared.bot.handle(inbound, jiff::Timestamp::now(), &mut sink).await;
     if shared.cfg.typing {
         let _ = room.typing_notice(false).await;

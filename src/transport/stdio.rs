@@ -60,7 +60,7 @@ async fn worker(
     let who = peppers.pseudonyms(PLATFORM, &user);
     while let Some(text) = rx.recv().await {
         let mut sink = Lines { user: user.clone(), buf: String::new() };
-        let inbound = Inbound { who: &who, event_key: None, event: Event::Text(&text), language: None };
+        let inbound = Inbound { who: &who, event_key: None, event: Event::Text(&text), language: None, address: None };
         bot.handle(inbound, jiff::Timestamp::now(), &mut sink).await;
         sink.buf.push_str(&format!("{user}\t\n"));
         emit(&out, &sink.buf);

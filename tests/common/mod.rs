@@ -165,8 +165,13 @@ pub async fn say(
     text: &str,
 ) -> (peerline::bot::Handled, Collect) {
     let mut sink = Collect::default();
-    let inbound =
-        peerline::bot::Inbound { who, event_key: None, event: peerline::engine::Event::Text(text), language: None };
+    let inbound = peerline::bot::Inbound {
+        who,
+        event_key: None,
+        event: peerline::engine::Event::Text(text),
+        language: None,
+        address: None,
+    };
     let handled = bot.handle(inbound, now(), &mut sink).await;
     (handled, sink)
 }

@@ -520,7 +520,7 @@ async fn converse(
         }
     }
     let mut sink = DmSink { http, channel, mem: &mut mem, delivery: Delivery::default() };
-    let inbound = Inbound { who, event_key: Some(event_key), event, language };
+    let inbound = Inbound { who, event_key: Some(event_key), event, language, address: None };
     let handled = shared.bot.handle(inbound, jiff::Timestamp::now(), &mut sink).await;
     let delivery = sink.delivery;
     tracing::debug!(handled = ?handled, "discord: message handled");

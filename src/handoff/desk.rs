@@ -1,5 +1,4 @@
-//! The desk for handoffs to an on-call peer supporter: tickets, claims, and who is
-//! relayed to whom. Pure and in memory only: no clock (instants come in as
+//! The desk: tickets, claims, and who is relayed to whom. Pure and in memory only: no clock (instants come in as
 //! arguments), no randomness (ticket codes come in from the caller), no I/O.
 //!
 //! A worker and a supporter never learn each other's platform id: the desk maps a
@@ -9,12 +8,15 @@
 
 use std::collections::HashMap;
 
-/// What a worker chose to share with the supporters.
+use crate::flow::model::Severity;
+use crate::lang::Lang;
+
+/// What a worker chose to share with the supporters: always their language (so a
+/// supporter who speaks it can claim), and their last screening band if they chose.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Share {
-    LanguageOnly,
-    /// The language and the last screening band's name (e.g. "moderate").
-    LanguageAndBand(String),
+pub struct Share {
+    pub lang: Lang,
+    pub band: Option<Severity>,
 }
 
 /// Where a ticket is.
@@ -82,6 +84,7 @@ pub struct Ended<A> {
     pub code: String,
     pub worker: A,
     pub supporter: Option<A>,
+    pub share: Share,
     pub how: Ending,
 }
 
@@ -158,6 +161,11 @@ impl<A: Clone + PartialEq> Desk<A> {
         self.tickets.iter().find(|(_, t)| &t.worker == worker).map(|(c, _)| c.clone())
     }
 
+    /// What the worker of ticket `code` shared (their language, for messages to them).
+    pub fn share(&self, code: &str) -> Option<&Share> {
+        self.tickets.get(&normalise_code(code)).map(|t| &t.share)
+    }
+
     pub fn stage(&self, code: &str) -> Option<Stage> {
         self.tickets.get(&normalise_code(code)).map(|t| t.stage)
     }
@@ -199,7 +207,7 @@ impl<A: Clone + PartialEq> Desk<A> {
 
     fn close(&mut self, code: &str, how: Ending) -> Option<Ended<A>> {
         let t = self.tickets.remove(code)?;
-        Some(Ended { code: code.to_string(), worker: t.worker, supporter: t.supporter, how })
+        Some(Ended { code: code.to_string(), worker: t.worker, supporter: t.supporter, share: t.share, how })
     }
 }
 
@@ -226,10 +234,14 @@ mod tests {
         Desk::new(600)
     }
 
+    fn en() -> Share {
+        Share { lang: Lang::new("en"), band: None }
+    }
+
     #[test]
     fn request_claim_relay_and_end() {
         let mut d = desk();
-        let code = d.request("ab3k7x", "w-room", Share::LanguageOnly, 100).unwrap();
+        let code = d.request("ab3k7x", "w-room", en(), 100).unwrap();
         assert_eq!(code, "AB3K7X");
         assert_eq!(d.relay_from_worker(&"w-room"), None, "nothing is relayed before a claim");
         let c = d.claim(" ab3-k7x ", "s-room", 160).unwrap();
@@ -247,31 +259,31 @@ mod tests {
     #[test]
     fn a_second_claim_is_refused_and_a_busy_supporter_cannot_take_two() {
         let mut d = desk();
-        d.request("AAAAAA", "w1", Share::LanguageOnly, 0).unwrap();
-        d.request("BBBBBB", "w2", Share::LanguageAndBand("moderate".into()), 0).unwrap();
+        d.request("AAAAAA", "w1", en(), 0).unwrap();
+        d.request("BBBBBB", "w2", Share { lang: Lang::new("es"), band: Some(Severity::Moderate) }, 0).unwrap();
         d.claim("AAAAAA", "s1", 5).unwrap();
         assert_eq!(d.claim("AAAAAA", "s2", 6), Err(ClaimError::Taken));
         assert_eq!(d.claim("BBBBBB", "s1", 6), Err(ClaimError::Busy));
         assert_eq!(d.claim("ZZZZZZ", "s2", 6), Err(ClaimError::Unknown));
         let c = d.claim("bbbbbb", "s2", 7).unwrap();
-        assert_eq!(c.share, Share::LanguageAndBand("moderate".into()));
+        assert_eq!(c.share, Share { lang: Lang::new("es"), band: Some(Severity::Moderate) });
     }
 
     #[test]
     fn one_open_ticket_per_worker_and_codes_are_unique() {
         let mut d = desk();
-        d.request("AAAAAA", "w1", Share::LanguageOnly, 0).unwrap();
-        assert_eq!(d.request("CCCCCC", "w1", Share::LanguageOnly, 1), Err(Some("AAAAAA".into())));
-        assert_eq!(d.request("aaaaaa", "w2", Share::LanguageOnly, 1), Err(None));
-        assert_eq!(d.request("--", "w2", Share::LanguageOnly, 1), Err(None));
+        d.request("AAAAAA", "w1", en(), 0).unwrap();
+        assert_eq!(d.request("CCCCCC", "w1", en(), 1), Err(Some("AAAAAA".into())));
+        assert_eq!(d.request("aaaaaa", "w2", en(), 1), Err(None));
+        assert_eq!(d.request("--", "w2", en(), 1), Err(None));
     }
 
     #[test]
     fn unclaimed_requests_expire_and_are_returned_never_dropped() {
         let mut d = desk();
-        d.request("AAAAAA", "w1", Share::LanguageOnly, 0).unwrap();
-        d.request("BBBBBB", "w2", Share::LanguageOnly, 300).unwrap();
-        d.request("CCCCCC", "w3", Share::LanguageOnly, 0).unwrap();
+        d.request("AAAAAA", "w1", en(), 0).unwrap();
+        d.request("BBBBBB", "w2", en(), 300).unwrap();
+        d.request("CCCCCC", "w3", en(), 0).unwrap();
         d.claim("CCCCCC", "s1", 10).unwrap();
         assert!(d.expire(599).is_empty());
         let ended = d.expire(600);
@@ -284,7 +296,7 @@ mod tests {
     #[test]
     fn forget_wipes_the_ticket_at_any_stage() {
         let mut d = desk();
-        d.request("AAAAAA", "w1", Share::LanguageOnly, 0).unwrap();
+        d.request("AAAAAA", "w1", en(), 0).unwrap();
         d.claim("AAAAAA", "s1", 1).unwrap();
         let e = d.end_by_worker(&"w1", true).unwrap();
         assert_eq!((e.how, e.supporter), (Ending::Forgotten, Some("s1")));
