@@ -176,11 +176,17 @@ struct Peerline {
     dir: PathBuf,
     hs: String,
     bot_user: String,
+    env: Vec<(String, String)>,
 }
 
 impl Peerline {
     fn new(hs: &Synapse, dir: &Path, bot_user: &str) -> Peerline {
-        let mut p = Peerline { child: None, dir: dir.to_path_buf(), hs: hs.url(), bot_user: bot_user.to_string() };
+        Peerline::with_env(hs, dir, bot_user, &[])
+    }
+
+    fn with_env(hs: &Synapse, dir: &Path, bot_user: &str, env: &[(&str, &str)]) -> Peerline {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut p = Peerline { child: None, dir: dir.to_path_buf(), hs: hs.url(), bot_user: bot_user.to_string(), env };
         p.start();
         p
     }
@@ -206,6 +212,7 @@ impl Peerline {
             .env_remove("PEERLINE_PEPPER")
             .env_remove("PEERLINE_PEPPER_FILE")
             .env_remove("PEERLINE_DATABASE_URL")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -515,4 +522,174 @@ fn homeserver_restart_loses_nothing() {
     );
     assert!(text.contains("Feeling nervous"), "{text}");
     assert!(text.contains("Not being able to stop or control worrying"), "{text}");
+}
+
+/// The bot's messages to `who` in `room` after the first `since`, waiting for at least `min`.
+fn read(w: &mut Worker, who: &str, room: &str, bot: &str, since: usize, min: usize) -> Vec<Value> {
+    let v = w.call(json!({"cmd": "replies", "as": who, "room": room, "bot": bot,
+        "since": since, "min": min, "timeout": 30, "settle": 0.6}));
+    let msgs = v["messages"].as_array().cloned().unwrap_or_default();
+    assert!(msgs.len() >= min, "expected {min} message(s) from the bot, got {msgs:?}");
+    msgs
+}
+
+/// The six-character request code in a bot message ("... code is AB3K7X; ...").
+fn code_in(text: &str) -> String {
+    let after = text.split("code is ").nth(1).unwrap_or_else(|| panic!("no code in {text}"));
+    let code: String = after.chars().take(6).collect();
+    assert!(code.chars().all(|c| peerline::handoff::CODE_ALPHABET.contains(&(c as u8))), "{code}");
+    code
+}
+
+#[test]
+fn handoff_to_a_peer_supporter_anonymous_both_ways() {
+    let Some(hs) = Synapse::shared() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = Worker::start(&hs);
+    let bot_local = bot_account(&mut w);
+    let bot = full_id(&bot_local);
+    let (nurse_local, s1_local, s2_local) = (unique("nurse"), unique("supporterone"), unique("supportertwo"));
+    let nurse_id = w.register("nurse", &nurse_local);
+    let s1_id = w.register("s1", &s1_local);
+    let s2_id = w.register("s2", &s2_local);
+    w.call(json!({"cmd": "auto_join", "as": "s1"}));
+    w.call(json!({"cmd": "auto_join", "as": "s2"}));
+    // The supporters' room exists before the bot starts (its id is configuration).
+    let room = w.call(json!({"cmd": "group", "as": "s1", "bot": bot, "others": ["s2"], "wait_bot": false}))["room"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let supporters = format!("{s1_id},{s2_id}");
+    let mut p = Peerline::with_env(
+        &hs,
+        tmp.path(),
+        &bot_local,
+        &[
+            ("PEERLINE_HANDOFF_MATRIX_ROOMS", &room),
+            ("PEERLINE_HANDOFF_MATRIX_SUPPORTERS", &supporters),
+            ("PEERLINE_HANDOFF_CLAIM_SECONDS", "8"),
+        ],
+    );
+    w.call(json!({"cmd": "wait_member", "as": "s1", "room": room, "user": bot}));
+    let mut room_seen = 0;
+
+    // 1. The worker asks, sharing only their language.
+    let mut dm = open_dm(&mut w, "nurse", &bot, true);
+    let nurse_room = dm.room.clone();
+    dm.say("hi");
+    dm.say("menu");
+    assert!(bodies(&dm.say("Talk with a peer supporter")).contains("What may I tell them"));
+    let posted = bodies(&dm.say("Only my language"));
+    let code = code_in(&posted);
+    let mut nurse_seen = dm.seen;
+    drop(dm);
+
+    let req = read(&mut w, "s1", &room, &bot, room_seen, 1);
+    room_seen += req.len();
+    let req = bodies(&req);
+    assert!(req.contains(&code) && req.contains("English"), "{req}");
+
+    // 2. A supporter claims it; the second is refused.
+    w.call(json!({"cmd": "send", "as": "s1", "room": room, "text": format!("claim {}", code.to_lowercase())}));
+    let s1_dm = w.call(json!({"cmd": "dm_from", "as": "s1", "bot": bot, "known": [room]}))["room"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let connected = bodies(&read(&mut w, "s1", &s1_dm, &bot, 0, 1));
+    assert!(connected.contains(&format!("Colleague {code}")), "{connected}");
+    let mut s1_seen = 1;
+    let joined = read(&mut w, "nurse", &nurse_room, &bot, nurse_seen, 1);
+    nurse_seen += joined.len();
+    assert!(bodies(&joined).contains("A peer supporter has joined"), "{}", bodies(&joined));
+    let taken = read(&mut w, "s2", &room, &bot, room_seen, 1);
+    room_seen += taken.len();
+    assert!(bodies(&taken).contains("has been taken"));
+    w.call(json!({"cmd": "send", "as": "s2", "room": room, "text": format!("claim {code}")}));
+    let refused = read(&mut w, "s2", &room, &bot, room_seen, 1);
+    room_seen += refused.len();
+    assert!(bodies(&refused).contains("already taken"), "{}", bodies(&refused));
+
+    // 3. Relay both ways, in encrypted DMs.
+    w.call(json!({"cmd": "send", "as": "nurse", "room": nurse_room, "text": CANARY}));
+    let got = read(&mut w, "s1", &s1_dm, &bot, s1_seen, 1);
+    s1_seen += got.len();
+    assert_eq!(got[0]["body"], format!("Colleague {code}: {CANARY}"));
+    w.call(json!({"cmd": "send", "as": "s1", "room": s1_dm, "text": "I'm here. Long night?"}));
+    let got = read(&mut w, "nurse", &nurse_room, &bot, nurse_seen, 1);
+    nurse_seen += got.len();
+    assert_eq!(got[0]["body"], "Peer supporter: I'm here. Long night?");
+    assert_eq!(got[0]["msgtype"], "m.notice");
+
+    // 4. Crisis during the relay: contacts to the worker first, the supporter alerted.
+    w.call(json!({"cmd": "send", "as": "nurse", "room": nurse_room, "text": "I want to end my life"}));
+    let got = read(&mut w, "nurse", &nurse_room, &bot, nurse_seen, 1);
+    nurse_seen += got.len();
+    assert!(got[0]["body"].as_str().unwrap().contains("988"), "crisis contacts first: {}", bodies(&got));
+    let got = read(&mut w, "s1", &s1_dm, &bot, s1_seen, 2);
+    s1_seen += got.len();
+    assert!(got[0]["body"].as_str().unwrap().starts_with("Alert:"), "{}", bodies(&got));
+    assert_eq!(got[1]["body"], format!("Colleague {code}: I want to end my life"));
+
+    // 5. The supporter ends it.
+    w.call(json!({"cmd": "send", "as": "s1", "room": s1_dm, "text": "stop"}));
+    let got = read(&mut w, "nurse", &nurse_room, &bot, nurse_seen, 1);
+    nurse_seen += got.len();
+    assert!(bodies(&got).contains("ended the conversation"), "{}", bodies(&got));
+    let got = read(&mut w, "s1", &s1_dm, &bot, s1_seen, 1);
+    assert!(bodies(&got).contains("has ended"));
+
+    // 6. A second request, taken by the second supporter, ended by the worker.
+    let mut dm = Dm { w: &mut w, who: "nurse".into(), room: nurse_room.clone(), bot: bot.clone(), seen: nurse_seen };
+    assert!(bodies(&dm.say("thanks")).contains("What would you like to do?"));
+    dm.say("Talk with a peer supporter");
+    let code2 = code_in(&bodies(&dm.say("Only my language")));
+    nurse_seen = dm.seen;
+    drop(dm);
+    room_seen += read(&mut w, "s2", &room, &bot, room_seen, 1).len();
+    w.call(json!({"cmd": "send", "as": "s2", "room": room, "text": format!("claim {code2}")}));
+    let s2_dm = w.call(json!({"cmd": "dm_from", "as": "s2", "bot": bot, "known": [room]}))["room"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(bodies(&read(&mut w, "s2", &s2_dm, &bot, 0, 1)).contains(&format!("Colleague {code2}")));
+    nurse_seen += read(&mut w, "nurse", &nurse_room, &bot, nurse_seen, 1).len();
+    room_seen += read(&mut w, "s1", &room, &bot, room_seen, 1).len();
+    let mut dm = Dm { w: &mut w, who: "nurse".into(), room: nurse_room.clone(), bot: bot.clone(), seen: nurse_seen };
+    assert!(bodies(&dm.say("stop")).contains("conversation with the peer supporter is over"));
+    nurse_seen = dm.seen;
+    drop(dm);
+    assert!(bodies(&read(&mut w, "s2", &s2_dm, &bot, 1, 1)).contains(&format!("request {code2} has ended")));
+
+    // 7. Nobody claims the third: told honestly, services offered, the room told.
+    let mut dm = Dm { w: &mut w, who: "nurse".into(), room: nurse_room.clone(), bot: bot.clone(), seen: nurse_seen };
+    dm.say("ok");
+    dm.say("Talk with a peer supporter");
+    let code3 = code_in(&bodies(&dm.say("Only my language")));
+    let lapsed = bodies(&dm.replies(Duration::from_secs(30)));
+    assert!(lapsed.contains("no peer supporter was free"), "{lapsed}");
+    assert!(lapsed.contains("988") || lapsed.contains("•"), "services offered: {lapsed}");
+    drop(dm);
+    let msgs = read(&mut w, "s1", &room, &bot, room_seen, 2);
+    assert!(bodies(&msgs).contains(&format!("Request {code3} was not taken in time")), "{}", bodies(&msgs));
+
+    // 8. Anonymous both ways: what supporters received never names the worker, and
+    // what the worker received never names a supporter.
+    let mut to_supporters = String::new();
+    for (who, r) in [("s1", &room), ("s1", &s1_dm), ("s2", &room), ("s2", &s2_dm)] {
+        to_supporters.push_str(&bodies(&read(&mut w, who, r, &bot, 0, 1)));
+    }
+    for needle in [nurse_id.as_str(), nurse_local.as_str(), nurse_room.as_str()] {
+        assert!(!contains(to_supporters.as_bytes(), needle), "the worker's {needle} reached a supporter");
+    }
+    let to_worker = bodies(&read(&mut w, "nurse", &nurse_room, &bot, 0, 1));
+    for needle in [s1_id.as_str(), s1_local.as_str(), s2_id.as_str(), s2_local.as_str(), s1_dm.as_str()] {
+        assert!(!contains(to_worker.as_bytes(), needle), "a supporter's {needle} reached the worker");
+    }
+    // The store and the log hold none of it either.
+    p.stop();
+    for (name, bytes) in p.own_bytes() {
+        for needle in [nurse_id.as_str(), s1_id.as_str(), s2_id.as_str(), &nurse_room, &s1_dm, CANARY, "Long night"] {
+            assert!(!contains(&bytes, needle), "{needle} found in {name}");
+        }
+    }
 }

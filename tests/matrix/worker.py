@@ -61,6 +61,7 @@ class Account:
         self.messages = {}  # room -> [ {event_id, sender, body, formatted, msgtype, t} ]
         self.redactions = {}  # room -> [redacted event id]
         self.undecrypted = 0
+        self.auto_join = False
         self.task = None
         self.synced = asyncio.Event()
         self.client.add_event_callback(self.on_message, (RoomMessageText, RoomMessageNotice))
@@ -99,6 +100,9 @@ class Account:
                 resp = await self.client.sync(timeout=10000, full_state=False)
                 if hasattr(resp, "next_batch"):
                     self.synced.set()
+                if self.auto_join:
+                    for room in list(self.client.invited_rooms):
+                        await self.client.join(room)
                 if self.client.should_upload_keys:
                     await self.client.keys_upload()
                 if self.client.should_query_keys:
@@ -202,7 +206,7 @@ async def cmd_group(c):
         jr = await b.client.join(room)
         if isinstance(jr, JoinError):
             raise RuntimeError(f"join failed: {jr}")
-    if not await wait_member(a, room, c["bot"], c.get("timeout", 30)):
+    if c.get("wait_bot", True) and not await wait_member(a, room, c["bot"], c.get("timeout", 30)):
         raise RuntimeError("the bot did not join the group")
     for o in c.get("others", []):
         if not await wait_member(a, room, accounts[o].client.user_id, 30):
@@ -265,6 +269,35 @@ async def cmd_wait_left(c):
     return {"left": bool(await until(gone, c.get("timeout", 30)))}
 
 
+async def cmd_wait_member(c):
+    a = accounts[c["as"]]
+    if not await wait_member(a, c["room"], c["user"], c.get("timeout", 30)):
+        raise RuntimeError("not a member in time")
+    return {}
+
+
+async def cmd_auto_join(c):
+    accounts[c["as"]].auto_join = True
+    return {}
+
+
+async def cmd_dm_from(c):
+    # A two-member room with the bot that this account joined, not one of `known`.
+    a = accounts[c["as"]]
+    known = set(c.get("known", []))
+
+    def find():
+        for rid, r in a.client.rooms.items():
+            if rid not in known and c["bot"] in r.users and len(r.users) == 2 and a.client.user_id in r.users:
+                return rid
+        return None
+
+    room = await until(find, c.get("timeout", 30))
+    if not room:
+        raise RuntimeError("no private room from the bot")
+    return {"room": room}
+
+
 async def cmd_members(c):
     a = accounts[c["as"]]
     r = a.client.rooms.get(c["room"])
@@ -297,6 +330,9 @@ COMMANDS = {
     "dm": cmd_dm,
     "group": cmd_group,
     "join": cmd_join,
+    "wait_member": cmd_wait_member,
+    "auto_join": cmd_auto_join,
+    "dm_from": cmd_dm_from,
     "send": cmd_send,
     "replies": cmd_replies,
     "redactions": cmd_redactions,
