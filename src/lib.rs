@@ -10,7 +10,7 @@ pub mod convtest; // conversation tests a coordinator writes in YAML
 pub mod diag; // file:line:col diagnostics and "did you mean" hints
 pub mod engine; // sessions and the pure step function
 pub mod flow; // the declarative model: loading, checking, localised text
-pub mod handoff; // handoffs to an on-call peer supporter: tickets, claims, relaying (memory only)
+pub mod handoff; // anonymous handoff to an on-call peer supporter: desk, hub, relay (memory only)
 pub mod html; // escaping text for HTML and SVG (admin page, Matrix formatted bodies)
 pub mod lang; // language tags
 pub mod limit; // per-pseudonym rate limiting: token buckets in memory, bounded

@@ -40,13 +40,24 @@ struct Running {
 }
 
 async fn start(tweak: impl FnOnce(&mut DiscordConfig, &Double)) -> Running {
+    start_with(None, tweak).await
+}
+
+async fn start_with(
+    handoff: Option<peerline::handoff::Settings>,
+    tweak: impl FnOnce(&mut DiscordConfig, &Double),
+) -> Running {
     logs();
     let d = Double::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("peerline.db");
     let store = peerline::store::Store::open(&peerline::store::Location::Sqlite(db)).await.expect("store");
     let bundle = common::load(&common::root().join("flows"));
-    let bot = Arc::new(peerline::bot::Bot::new(Arc::new(bundle), store, Default::default()));
+    let mut bot = peerline::bot::Bot::new(Arc::new(bundle), store.clone(), Default::default());
+    if let Some(h) = handoff {
+        bot = bot.with_handoff(Arc::new(peerline::handoff::Hub::new(h, store)));
+    }
+    let bot = Arc::new(bot);
     let mut cfg = DiscordConfig::new(Token::new(TOKEN));
     cfg.http_client = Some(d.client());
     tweak(&mut cfg, &d);
@@ -514,4 +525,118 @@ async fn a_rejected_token_stops_with_a_clear_error() {
     assert!(text.contains("token was rejected"), "{text}");
     assert!(!text.contains(wrong) && !logs().text().contains(wrong));
     assert_eq!(d.gateway_counts().0, 0, "never identified");
+}
+
+/// Handoff with both sides on Discord: the request in the supporters' channel with a
+/// Claim button, the press acknowledged within 3 s and the button removed, the relay
+/// through each side's DM, a typed claim from a non-supporter ignored, a second claim
+/// refused, and the worker's "forget" deleting relayed messages too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_claimed_by_button_and_relayed_through_dms() {
+    use peerline::handoff::{Address, Platform, Settings};
+    const SUPPORTERS: u64 = 1_500_000_000_000_000_100;
+    const SUPPORTER: u64 = 1_500_000_000_000_000_201;
+    const SUPPORTER2: u64 = 1_500_000_000_000_000_202;
+    const STRANGER: u64 = 1_500_000_000_000_000_203;
+    let (worker, wdm) = (CANARY_USER + 7, CANARY_DM + 7);
+    let mut supporters = std::collections::HashMap::new();
+    supporters.insert(Platform::Discord, [SUPPORTER, SUPPORTER2].iter().map(u64::to_string).collect());
+    let settings = Settings {
+        rooms: vec![Address::new(Platform::Discord, SUPPORTERS.to_string())],
+        supporters,
+        hours: None,
+        claim_within: Duration::from_secs(600),
+    };
+    let r = start_with(Some(settings), |_, _| {}).await;
+    r.say(worker, wdm, "hi", "").await;
+    r.say(worker, wdm, "menu", "What would you like to do?").await;
+    r.say(worker, wdm, "Talk with a peer supporter", "What may I tell them").await;
+    let since = r.d.requests().len();
+    let posted = r.say(worker, wdm, "Only my language", "code is").await;
+    let text = posted["content"].as_str().unwrap().to_string();
+    let code: String = text.split("code is ").nth(1).unwrap().chars().take(6).collect();
+
+    let request = r.reply_now(SUPPORTERS, since, &format!("New request {code}")).await;
+    let claim_id = request["components"][0]["components"][0]["custom_id"].as_str().expect("a claim button").to_string();
+    assert_eq!(claim_id, format!("peerline:claim:{code}"));
+    assert!(!request.to_string().contains(&worker.to_string()) && !request.to_string().contains(&wdm.to_string()));
+
+    // A typed claim from someone not listed is ignored.
+    let before = r.d.requests().len();
+    r.d.channel_message(STRANGER, SUPPORTERS, &format!("claim {code}"), false);
+    r.settle().await;
+    assert!(r.posts(SUPPORTERS, before).is_empty(), "a stranger's claim is not answered");
+
+    // The supporter presses Claim.
+    let since = r.d.requests().len();
+    let sent = Instant::now();
+    let id = r.d.press(SUPPORTER, SUPPORTERS, &request, &claim_id, "en-US");
+    let ack =
+        r.d.wait_for("the claim acknowledged", WAIT, |reqs| {
+            reqs.iter().skip(since).find(|q| q.path == format!("/interactions/{id}/itoken-{id}/callback")).cloned()
+        })
+        .await;
+    assert!(ack.at - sent < Duration::from_secs(3), "acknowledged within Discord's 3 s");
+    assert_eq!(ack.body["type"], 6, "a deferred update: {}", ack.body);
+    r.d.wait_for("the claim button removed", WAIT, |reqs| {
+        reqs.iter()
+            .skip(since)
+            .find(|q| {
+                q.method == "PATCH"
+                    && q.path.ends_with("/messages/@original")
+                    && q.body["components"] == serde_json::json!([])
+            })
+            .cloned()
+    })
+    .await;
+    let deadline = Instant::now() + WAIT;
+    let sdm = loop {
+        if let Some(c) = r.d.dm_channel_of(SUPPORTER) {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no DM was opened with the supporter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    r.reply_now(sdm, since, &format!("connected with Colleague {code}")).await;
+    r.reply_now(wdm, since, "A peer supporter has joined").await;
+    r.reply_now(SUPPORTERS, since, &format!("Request {code} has been taken")).await;
+
+    // A second supporter's typed claim is refused.
+    let since = r.d.requests().len();
+    r.d.channel_message(SUPPORTER2, SUPPORTERS, &format!("claim {code}"), false);
+    r.reply_now(SUPPORTERS, since, "already taken").await;
+
+    // Relay both ways.
+    let since = r.d.requests().len();
+    r.d.dm(worker, wdm, CANARY_TEXT);
+    r.reply_now(sdm, since, &format!("Colleague {code}: {CANARY_TEXT}")).await;
+    let since = r.d.requests().len();
+    r.d.dm(SUPPORTER, sdm, "I'm here with you");
+    let relayed = r.reply_now(wdm, since, "Peer supporter: I'm here with you").await;
+    let relayed_id = relayed["id"].as_str().unwrap().to_string();
+
+    // The supporter ends; the worker forgets: the relayed message is deleted too.
+    let since = r.d.requests().len();
+    r.d.dm(SUPPORTER, sdm, "stop");
+    r.reply_now(wdm, since, "ended the conversation").await;
+    r.reply_now(sdm, since, &format!("request {code} has ended")).await;
+    r.settle().await;
+    let since = r.d.requests().len();
+    r.d.dm(worker, wdm, "forget");
+    r.d.wait_for("the relayed message deleted", WAIT, |reqs| {
+        reqs.iter()
+            .skip(since)
+            .find(|q| q.method == "DELETE" && q.path == format!("/channels/{wdm}/messages/{relayed_id}"))
+            .cloned()
+    })
+    .await;
+    // Nothing the supporter received names the worker.
+    let to_supporter: String =
+        r.posts(sdm, 0).iter().chain(r.posts(SUPPORTERS, 0).iter()).map(|q| q.body.to_string()).collect();
+    assert!(!to_supporter.contains(&worker.to_string()) && !to_supporter.contains(&wdm.to_string()));
+    let to_worker: String = r.posts(wdm, 0).iter().map(|q| q.body.to_string()).collect();
+    for id in [SUPPORTER, sdm, SUPPORTERS] {
+        assert!(!to_worker.contains(&id.to_string()), "{id} reached the worker");
+    }
+    r.stop().await;
 }

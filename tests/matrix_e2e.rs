@@ -7,6 +7,9 @@
 #![cfg(feature = "matrix")]
 
 mod common;
+#[allow(dead_code)]
+#[path = "discord/double.rs"]
+mod double;
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
@@ -158,13 +161,17 @@ impl Dm<'_> {
 
     fn replies(&mut self, timeout: Duration) -> Vec<Value> {
         let v = self.w.call(json!({"cmd": "replies", "as": self.who, "room": self.room, "bot": self.bot,
-            "since": self.seen, "min": 1, "timeout": timeout.as_secs(), "settle": 0.6}));
+            "since": self.seen, "min": 1, "timeout": timeout.as_secs(), "settle": SETTLE}));
         let msgs = v["messages"].as_array().cloned().unwrap_or_default();
         assert!(!msgs.is_empty(), "the bot did not answer within {timeout:?}");
         self.seen += msgs.len();
         msgs
     }
 }
+
+/// Quiet, in seconds, after which a reply batch counts as complete: each notice is a
+/// separate encrypted send, and on a loaded 2-core machine they can be a second apart.
+const SETTLE: f64 = 1.5;
 
 fn bodies(msgs: &[Value]) -> String {
     msgs.iter().map(|m| m["body"].as_str().unwrap_or("")).collect::<Vec<_>>().join("\n---\n")
@@ -201,6 +208,8 @@ impl Peerline {
         let child = Command::new(env!("CARGO_BIN_EXE_peerline"))
             .args(["run", "--matrix", "--flows"])
             .arg(common::root().join("flows"))
+            // With a Discord token in the environment, Discord runs beside Matrix.
+            .args(self.env.iter().any(|(k, _)| k == "PEERLINE_DISCORD_TOKEN").then_some("--discord"))
             .arg("--db")
             .arg(self.dir.join("peerline.db"))
             .env("RUST_LOG", std::env::var("PEERLINE_TEST_RUST_LOG").unwrap_or_else(|_| "info,peerline=trace".into()))
@@ -527,7 +536,7 @@ fn homeserver_restart_loses_nothing() {
 /// The bot's messages to `who` in `room` after the first `since`, waiting for at least `min`.
 fn read(w: &mut Worker, who: &str, room: &str, bot: &str, since: usize, min: usize) -> Vec<Value> {
     let v = w.call(json!({"cmd": "replies", "as": who, "room": room, "bot": bot,
-        "since": since, "min": min, "timeout": 30, "settle": 0.6}));
+        "since": since, "min": min, "timeout": 30, "settle": SETTLE}));
     let msgs = v["messages"].as_array().cloned().unwrap_or_default();
     assert!(msgs.len() >= min, "expected {min} message(s) from the bot, got {msgs:?}");
     msgs
@@ -690,6 +699,120 @@ fn handoff_to_a_peer_supporter_anonymous_both_ways() {
     for (name, bytes) in p.own_bytes() {
         for needle in [nurse_id.as_str(), s1_id.as_str(), s2_id.as_str(), &nurse_room, &s1_dm, CANARY, "Long night"] {
             assert!(!contains(&bytes, needle), "{needle} found in {name}");
+        }
+    }
+}
+
+/// The bot's messages in a Discord DM channel of the double, from request `since` on.
+fn discord_posts(d: &double::Double, channel: u64, since: usize) -> Vec<String> {
+    posts_in(&d.requests(), channel, since)
+}
+
+fn posts_in(reqs: &[double::Req], channel: u64, since: usize) -> Vec<String> {
+    let path = format!("/channels/{channel}/messages");
+    reqs.iter()
+        .skip(since)
+        .filter(|r| r.method == "POST" && r.path == path && r.status == 200)
+        .map(|r| r.body["content"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// A worker on Discord (the wire-level double) and a supporter on Matrix (Synapse),
+/// through one peerline process running both transports.
+#[test]
+fn handoff_across_platforms_worker_on_discord_supporter_on_matrix() {
+    let Some(hs) = Synapse::shared() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let d = rt.block_on(double::Double::start());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = Worker::start(&hs);
+    let bot_local = bot_account(&mut w);
+    let bot = full_id(&bot_local);
+    let s1_local = unique("supporter");
+    let s1_id = w.register("s1", &s1_local);
+    w.register("s2", &unique("colleague"));
+    w.call(json!({"cmd": "auto_join", "as": "s1"}));
+    let room = w.call(json!({"cmd": "group", "as": "s1", "bot": bot, "others": ["s2"], "wait_bot": false}))["room"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let api = d.api_base();
+    let mut p = Peerline::with_env(
+        &hs,
+        tmp.path(),
+        &bot_local,
+        &[
+            ("PEERLINE_HANDOFF_MATRIX_ROOMS", &room),
+            ("PEERLINE_HANDOFF_MATRIX_SUPPORTERS", &s1_id),
+            ("PEERLINE_DISCORD_TOKEN", double::TOKEN),
+            ("PEERLINE_DISCORD_API_BASE", &api),
+        ],
+    );
+    rt.block_on(d.wait_connected(1, 0));
+    w.call(json!({"cmd": "wait_member", "as": "s1", "room": room, "user": bot}));
+    let (user, dm) = (1_400_000_000_000_000_777u64, 1_400_000_000_000_000_888u64);
+    let say = |text: &str, expect: &str| -> String {
+        let since = d.requests().len();
+        d.dm(user, dm, text);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = discord_posts(&d, dm, since).join("\n");
+            if got.contains(expect) {
+                std::thread::sleep(Duration::from_millis(800));
+                return discord_posts(&d, dm, since).join("\n");
+            }
+            assert!(Instant::now() < deadline, "no {expect:?} on Discord; got {got}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    say("hi", "");
+    say("menu", "What would you like to do?");
+    say("Talk with a peer supporter", "What may I tell them");
+    let code = code_in(&say("Only my language", "code is"));
+
+    let req = bodies(&read(&mut w, "s1", &room, &bot, 0, 1));
+    assert!(req.contains(&code), "{req}");
+    let since = d.requests().len();
+    w.call(json!({"cmd": "send", "as": "s1", "room": room, "text": format!("claim {code}")}));
+    let s1_dm = w.call(json!({"cmd": "dm_from", "as": "s1", "bot": bot, "known": [room]}))["room"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(bodies(&read(&mut w, "s1", &s1_dm, &bot, 0, 1)).contains(&format!("Colleague {code}")));
+    rt.block_on(d.wait_for("the worker told a supporter joined", Duration::from_secs(30), |reqs| {
+        posts_in(reqs, dm, since).iter().any(|m| m.contains("A peer supporter has joined")).then_some(())
+    }));
+
+    // Discord → Matrix and back.
+    d.dm(user, dm, "canary-okapi-xplat rough shift");
+    let got = read(&mut w, "s1", &s1_dm, &bot, 1, 1);
+    assert_eq!(got[0]["body"], format!("Colleague {code}: canary-okapi-xplat rough shift"));
+    let since = d.requests().len();
+    w.call(json!({"cmd": "send", "as": "s1", "room": s1_dm, "text": "I hear you. Want to talk it through?"}));
+    rt.block_on(d.wait_for("the supporter's reply on Discord", Duration::from_secs(30), |reqs| {
+        posts_in(reqs, dm, since)
+            .iter()
+            .any(|m| m == "Peer supporter: I hear you. Want to talk it through?")
+            .then_some(())
+    }));
+    let ended = say("stop", "conversation with the peer supporter is over");
+    assert!(!ended.contains(&s1_id) && !ended.contains(&s1_local));
+    assert!(bodies(&read(&mut w, "s1", &s1_dm, &bot, 2, 1)).contains(&format!("request {code} has ended")));
+
+    // Neither side learnt the other's id.
+    let to_worker = discord_posts(&d, dm, 0).join("\n");
+    for needle in [s1_id.as_str(), s1_local.as_str(), s1_dm.as_str(), room.as_str()] {
+        assert!(!to_worker.contains(needle), "{needle} reached the Discord worker");
+    }
+    let mut to_supporter = bodies(&read(&mut w, "s1", &room, &bot, 0, 1));
+    to_supporter.push_str(&bodies(&read(&mut w, "s1", &s1_dm, &bot, 0, 1)));
+    for needle in [user.to_string(), dm.to_string(), "worker777".to_string()] {
+        assert!(!to_supporter.contains(&needle), "{needle} reached the Matrix supporter");
+    }
+    p.stop();
+    for (name, bytes) in p.own_bytes() {
+        for needle in [user.to_string(), dm.to_string(), s1_id.clone(), "canary-okapi-xplat".into()] {
+            assert!(!contains(&bytes, &needle), "{needle} found in {name}");
         }
     }
 }

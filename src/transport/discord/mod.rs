@@ -17,11 +17,12 @@ mod config;
 mod render;
 
 pub use config::{DiscordConfig, LOG_TARGETS, Token, log_directives};
-pub use render::{Rendered, parse_custom_id, render};
+pub use render::{Rendered, parse_claim_id, parse_custom_id, render, render_request};
 
 use crate::bot::{Bot, Handled, Inbound, Sink};
 use crate::engine::{Event, Reply};
 use crate::flow::model::TextKey;
+use crate::handoff::{Address, Hub, Outgoing, Platform, parse_claim};
 use crate::lang::Lang;
 use crate::privacy::{PepperRing, Pseudonym};
 use anyhow::{Result, anyhow, bail};
@@ -342,6 +343,11 @@ pub async fn run(
         .await
         .map_err(|e| anyhow!("discord: could not build the client ({})", Failure::of(&e).name()))?;
     let shards = client.shard_manager.clone();
+    // Handoff messages (requests, relayed text) to send on the hub's behalf.
+    let outbox = shared
+        .bot
+        .handoff()
+        .map(|hub| tokio::spawn(deliver(shared.clone(), client.http.clone(), hub.register(Platform::Discord))));
     tracing::info!("discord: connecting");
     let result = tokio::select! {
         r = client.start() => r.map_err(|e| match Failure::of(&e) {
@@ -356,7 +362,54 @@ pub async fn run(
     if tokio::time::timeout(Duration::from_secs(30), shared.in_flight.wait_idle()).await.is_err() {
         tracing::warn!("discord: some messages were still in flight after 30 s");
     }
+    // The hub closes the outbox once it has told everyone in a handoff that it ended.
+    if let Some(outbox) = outbox
+        && tokio::time::timeout(Duration::from_secs(10), outbox).await.is_err()
+    {
+        tracing::warn!("discord: handoff messages were still being sent after 10 s");
+    }
     result
+}
+
+/// Send what the handoff hub queues for Discord channels, in order. Messages in a
+/// DM are remembered for "forget" like any reply there.
+async fn deliver(shared: Arc<Shared>, http: Arc<Http>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some(out) = rx.recv().await {
+        let Ok(id) = out.to.parse::<u64>() else { continue };
+        let channel = ChannelId::new(id.max(1));
+        let supporters_channel =
+            shared.bot.handoff().is_some_and(|h| h.is_supporter_room(&Address::new(Platform::Discord, &out.to)));
+        for r in &out.replies {
+            let rendered = match &out.claim {
+                Some(code) => render_request(r, code),
+                None => render(r),
+            };
+            let last = rendered.messages.len().saturating_sub(1);
+            for (i, text) in rendered.messages.iter().enumerate() {
+                let mut m = CreateMessage::new().content(text);
+                if i == last && !rendered.rows.is_empty() {
+                    m = m.components(rendered.action_rows());
+                }
+                match with_retry("send handoff message", || channel.send_message(&http, m.clone())).await {
+                    Some(sent) if !supporters_channel => shared.channel(channel).lock().await.remember(sent.id),
+                    Some(_) => {}
+                    None => tracing::error!("discord: a handoff message could not be sent"),
+                }
+            }
+        }
+    }
+}
+
+/// A supporter claims a request (typed or by button): the relay runs through the
+/// bot's DM with them.
+async fn claim(shared: &Shared, hub: &Hub, http: &Http, supporter: UserId, code: &str, here: &Address) -> bool {
+    if !hub.is_supporter(Platform::Discord, &supporter.get().to_string()) {
+        tracing::info!("discord: a claim from someone not listed as a supporter; ignored");
+        return false;
+    }
+    let Some(dm) = with_retry("open supporter DM", || supporter.create_dm_channel(http)).await else { return false };
+    let dm = Address::new(Platform::Discord, dm.id.get().to_string());
+    hub.claim(&shared.bot.bundle(), code, dm, here, jiff::Timestamp::now()).await.is_ok()
 }
 
 struct Handler {
@@ -393,6 +446,17 @@ impl EventHandler for Handler {
         if msg.author.id == me || msg.author.bot {
             return;
         }
+        let here = Address::new(Platform::Discord, msg.channel_id.get().to_string());
+        let hub = self.shared.bot.handoff();
+        if let Some(hub) = hub
+            && hub.is_supporter_room(&here)
+        {
+            // The supporters' channel: only a claim acts; nothing is screened or redirected.
+            if let Some(code) = parse_claim(&msg.content) {
+                claim(&self.shared, hub, &ctx.http, msg.author.id, &code, &here).await;
+            }
+            return;
+        }
         if msg.guild_id.is_some() {
             // A server channel: never screen here, only point to a DM, now and then.
             if msg.mentions.iter().any(|u| u.id == me) && self.shared.may_redirect(msg.channel_id) {
@@ -405,6 +469,13 @@ impl EventHandler for Handler {
                     tracing::info!("discord: server channel, redirect sent");
                 }
             }
+            return;
+        }
+        // A supporter writing privately: relayed while in a handoff, else a worker like any other.
+        if let Some(hub) = hub
+            && hub.is_supporter(Platform::Discord, &msg.author.id.get().to_string())
+            && hub.supporter_message(&self.shared.bot.bundle(), &here, &msg.content, jiff::Timestamp::now()).await
+        {
             return;
         }
         let who = self.shared.who(msg.author.id);
@@ -439,6 +510,9 @@ pub fn checkin_command() -> CreateCommand {
 
 /// A button press: acknowledge at once (removing the buttons it was on), then answer.
 async fn on_button(shared: &Shared, http: &Http, c: ComponentInteraction) {
+    if let Some(code) = parse_claim_id(&c.data.custom_id) {
+        return on_claim_button(shared, http, &c, code).await;
+    }
     let ack = CreateInteractionResponse::UpdateMessage(CreateInteractionResponseMessage::new().components(vec![]));
     if let Err(e) = c.create_response(http, ack).await {
         tracing::warn!(kind = Failure::of(&e).name(), "discord: a button press could not be acknowledged");
@@ -454,6 +528,23 @@ async fn on_button(shared: &Shared, http: &Http, c: ComponentInteraction) {
     let key = shared.event_key("interaction", c.id.get());
     let lang = lang_of_locale(&c.locale);
     converse(shared, http, c.channel_id, &who, key, Event::Choice(index), lang, Some(c.message.id)).await;
+}
+
+/// "Claim" on a request in the supporters' channel: acknowledged at once (opening the
+/// supporter's DM is a request of its own), then the button is removed once taken.
+async fn on_claim_button(shared: &Shared, http: &Http, c: &ComponentInteraction, code: &str) {
+    if let Err(e) = c.create_response(http, CreateInteractionResponse::Acknowledge).await {
+        tracing::warn!(kind = Failure::of(&e).name(), "discord: a claim press could not be acknowledged");
+    }
+    let here = Address::new(Platform::Discord, c.channel_id.get().to_string());
+    let taken = match shared.bot.handoff() {
+        Some(hub) if hub.is_supporter_room(&here) => claim(shared, hub, http, c.user.id, code, &here).await,
+        _ => false,
+    };
+    if taken {
+        let edit = EditInteractionResponse::new().components(vec![]);
+        let _ = with_retry("remove the claim button", || c.edit_response(http, edit.clone())).await;
+    }
 }
 
 /// `/checkin`: an ephemeral answer where it was used, then the conversation in a DM.
@@ -520,7 +611,8 @@ async fn converse(
         }
     }
     let mut sink = DmSink { http, channel, mem: &mut mem, delivery: Delivery::default() };
-    let inbound = Inbound { who, event_key: Some(event_key), event, language, address: None };
+    let address = Some(Address::new(Platform::Discord, channel.get().to_string()));
+    let inbound = Inbound { who, event_key: Some(event_key), event, language, address };
     let handled = shared.bot.handle(inbound, jiff::Timestamp::now(), &mut sink).await;
     let delivery = sink.delivery;
     tracing::debug!(handled = ?handled, "discord: message handled");

@@ -39,6 +39,19 @@ impl Rendered {
     }
 }
 
+const CLAIM_PREFIX: &str = "peerline:claim:";
+
+/// A handoff request as posted in a supporters' channel: its text, and one "Claim"
+/// button (typing `claim CODE` works too).
+pub fn render_request(r: &Reply, code: &str) -> Rendered {
+    Rendered { messages: split(&r.text), rows: vec![vec![(format!("{CLAIM_PREFIX}{code}"), format!("Claim {code}"))]] }
+}
+
+/// The request code of a claim button.
+pub fn parse_claim_id(id: &str) -> Option<&str> {
+    id.strip_prefix(CLAIM_PREFIX).filter(|c| !c.is_empty() && c.len() <= 16)
+}
+
 /// The custom id of the button for the `index`-th choice.
 pub fn custom_id(index: usize) -> String {
     format!("{PREFIX}{index}")
@@ -126,6 +139,18 @@ mod tests {
         assert_eq!(parse_custom_id("peerline:choice:3"), Some(3));
         assert_eq!(parse_custom_id("peerline:choice:99"), None);
         assert_eq!(parse_custom_id("other"), None);
+        let req = render_request(
+            &Reply {
+                kind: crate::engine::ReplyKind::Message,
+                text: "New request AB3K7X".into(),
+                choices: vec![],
+                services: vec![],
+            },
+            "AB3K7X",
+        );
+        assert_eq!(parse_claim_id(&req.rows[0][0].0), Some("AB3K7X"));
+        assert_eq!(parse_custom_id(&req.rows[0][0].0), None, "a claim is not a choice");
+        assert_eq!(parse_claim_id("peerline:claim:"), None);
     }
 
     #[test]
