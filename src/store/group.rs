@@ -64,6 +64,12 @@ pub(crate) struct Group {
 }
 
 impl Group {
+    /// Hold off every commit of this process (the background checkpoint's short
+    /// RESTART step); commits queue meanwhile and go in the next batch.
+    pub(crate) async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write.lock().await
+    }
+
     pub(crate) async fn commit(&self, pool: &AnyPool, job: Job) -> Result<Committed, StoreError> {
         let (tx, mut rx) = oneshot::channel();
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push((job, tx));

@@ -5,7 +5,10 @@
 //! migrations for both. Error texts never carry stored values: a driver's
 //! message can quote a row, so each failure is reduced to what it means.
 
+mod checkpoint;
 mod group;
+
+pub use checkpoint::{CheckpointStats, Checkpoints};
 
 use crate::engine::Session;
 use crate::privacy::Pseudonym;
@@ -154,6 +157,8 @@ pub struct Store {
     location: String,
     /// Group commit of concurrent writers (SQLite only: it has one writer at a time anyway).
     group: Option<std::sync::Arc<group::Group>>,
+    /// WAL checkpoints in the background, out of the commit path (SQLite only).
+    checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -165,6 +170,11 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Open (creating a SQLite file if needed) and bring the schema up to date.
     pub async fn open(location: &Location) -> Result<Store, StoreError> {
+        Store::open_with(location, Checkpoints::default()).await
+    }
+
+    /// As `open`, with SQLite's background WAL checkpoints tuned (ignored for PostgreSQL).
+    pub async fn open_with(location: &Location, checkpoints: Checkpoints) -> Result<Store, StoreError> {
         install_default_drivers();
         let place = location.describe();
         let open_err = |reason: String| StoreError::Open { place: place.clone(), reason };
@@ -183,14 +193,11 @@ impl Store {
         let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(3));
         opts = match backend {
             // One writer at a time is what SQLite allows; a small pool still overlaps reads.
+            // The WAL is checkpointed in the background (see `checkpoint`); the automatic
+            // checkpoint in the commit path is only a backstop far above what it allows.
             Backend::Sqlite => opts.max_connections(4).min_connections(1).after_connect(|conn, _| {
                 Box::pin(async move {
-                    sqlx::raw_sql(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000; \
-                         PRAGMA secure_delete = ON;",
-                    )
-                    .execute(conn)
-                    .await?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite_pragmas())).execute(conn).await?;
                     Ok(())
                 })
             }),
@@ -201,9 +208,24 @@ impl Store {
             other => open_err(other.to_string()),
         })?;
         let group = (backend == Backend::Sqlite).then(|| std::sync::Arc::new(group::Group::default()));
-        let store = Store { pool, backend, location: place, group };
+        let mut store = Store { pool, backend, location: place.clone(), group, checkpointer: None };
         store.migrate().await?;
+        if let (Location::Sqlite(path), Some(group)) = (location, &store.group) {
+            let started = checkpoint::Checkpointer::start(path, group.clone(), checkpoints).await;
+            match started {
+                Ok(c) => store.checkpointer = Some(std::sync::Arc::new(c)),
+                Err(e) => {
+                    store.pool.close().await;
+                    return Err(open_err(StoreError::from_sqlx(e).to_string()));
+                }
+            }
+        }
         Ok(store)
+    }
+
+    /// What the background WAL checkpoints have done (SQLite only).
+    pub fn checkpoint_stats(&self) -> Option<CheckpointStats> {
+        self.checkpointer.as_ref().map(|c| c.stats())
     }
 
     pub fn backend(&self) -> Backend {
@@ -219,8 +241,17 @@ impl Store {
         })
     }
 
+    /// Close every connection. On SQLite, the WAL is then folded into the database
+    /// and its file emptied, so a cleanly closed store is one file.
     pub async fn close(&self) {
+        let last = match &self.checkpointer {
+            Some(c) => c.stop().await,
+            None => None,
+        };
         self.pool.close().await;
+        if let (Some(c), Some(conn)) = (&self.checkpointer, last) {
+            c.truncate(conn).await;
+        }
     }
 
     /// The live session of the first pseudonym that has one (newest pepper first).
@@ -398,6 +429,20 @@ pub(crate) async fn add_count(
     Ok(())
 }
 
+/// Every SQLite connection of the pool. `synchronous = NORMAL` in WAL mode: a
+/// commit survives the process being killed, a power cut can lose the last ones.
+/// The automatic checkpoint is only a backstop (the background task does it);
+/// `journal_size_limit` trims a `-wal` file that grew past 64 MiB whenever the WAL
+/// starts again from its beginning.
+fn sqlite_pragmas() -> String {
+    format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000; \
+         PRAGMA secure_delete = ON; PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
+        checkpoint::BACKSTOP_PAGES,
+        64 << 20
+    )
+}
+
 fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
@@ -415,6 +460,12 @@ fn migrate_kind(e: &sqlx::migrate::MigrateError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_backstop_checkpoint_stays_out_of_the_way() {
+        // Never reached while the background task keeps the WAL under its limit.
+        assert!(checkpoint::BACKSTOP_PAGES > 2 * Checkpoints::default().wal_limit_pages);
+    }
 
     #[test]
     fn urls_never_show_passwords() {
