@@ -302,3 +302,18 @@ fn canaries_absent(w: &World) {
         assert!(!hay.contains(canary), "{canary} found in the database");
     }
 }
+
+#[tokio::test]
+async fn a_shutdown_tells_both_sides_and_closes_the_outboxes() {
+    let mut w = world(Some(settings(600, None))).await;
+    let (_, code) = w.request("Only my language").await;
+    w.claim(&code, SUPPORTER_DM).await.expect("claim");
+    w.sent();
+    let bundle = w.bot.bundle();
+    w.hub().shutdown(&bundle, common::now()).await;
+    let sent = w.sent();
+    assert_eq!(to(&sent, WORKER_ROOM), vec![w.text(TextKey::HandoffShutdown, &[("code", code.clone())])]);
+    assert_eq!(to(&sent, SUPPORTER_DM), vec![w.text(TextKey::SupporterEnded, &[("code", code.clone())])]);
+    assert!(w.outbox.recv().await.is_none(), "the outbox is closed: transports finish sending and stop");
+    assert!(w.counts().await.contains(&("handoff_ended".into(), "shutdown".into())));
+}

@@ -48,6 +48,7 @@ pub fn allowed(v: Vocab, value: &str) -> bool {
             "supporter",
             "forgotten",
             "unclaimed",
+            "shutdown",
         ]
         .contains(&value),
     }

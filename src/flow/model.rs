@@ -163,6 +163,8 @@ pub enum TextKey {
     HandoffEndedBySupporter,
     /// The conversation ended without notice (the service restarted).
     HandoffLost,
+    /// The service is stopping: the conversation with the supporter ends now.
+    HandoffShutdown,
     /// The label before a supporter's relayed message, shown to the worker.
     HandoffFromSupporter,
     /// Posted in the supporters' room: a new request. `{code}`, `{language}`, `{band}`.
@@ -188,7 +190,7 @@ pub enum TextKey {
 }
 
 impl TextKey {
-    pub const ALL: [TextKey; 41] = [
+    pub const ALL: [TextKey; 42] = [
         TextKey::Help,
         TextKey::NotUnderstood,
         TextKey::OfferMenu,
@@ -219,6 +221,7 @@ impl TextKey {
         TextKey::HandoffCancelled,
         TextKey::HandoffEndedBySupporter,
         TextKey::HandoffLost,
+        TextKey::HandoffShutdown,
         TextKey::HandoffFromSupporter,
         TextKey::SupporterRequest,
         TextKey::SupporterClaimed,
@@ -263,6 +266,7 @@ impl TextKey {
             TextKey::HandoffCancelled => "handoff_cancelled",
             TextKey::HandoffEndedBySupporter => "handoff_ended_by_supporter",
             TextKey::HandoffLost => "handoff_lost",
+            TextKey::HandoffShutdown => "handoff_shutdown",
             TextKey::HandoffFromSupporter => "handoff_from_supporter",
             TextKey::SupporterRequest => "supporter_request",
             TextKey::SupporterClaimed => "supporter_claimed",

@@ -37,6 +37,8 @@ pub enum Ending {
     Forgotten,
     /// Nobody claimed it in time.
     Unclaimed,
+    /// The service stopped (the desk lives in memory only).
+    Shutdown,
 }
 
 impl Ending {
@@ -46,6 +48,7 @@ impl Ending {
             Ending::BySupporter => "supporter",
             Ending::Forgotten => "forgotten",
             Ending::Unclaimed => "unclaimed",
+            Ending::Shutdown => "shutdown",
         }
     }
 }
@@ -198,7 +201,7 @@ impl<A: Clone + PartialEq> Desk<A> {
     /// Every open ticket, closed (shutdown): both sides are told.
     pub fn close_all(&mut self) -> Vec<Ended<A>> {
         let codes: Vec<String> = self.tickets.keys().cloned().collect();
-        codes.iter().filter_map(|c| self.close(c, Ending::BySupporter)).collect()
+        codes.iter().filter_map(|c| self.close(c, Ending::Shutdown)).collect()
     }
 
     pub fn open_tickets(&self) -> usize {

@@ -421,6 +421,7 @@ impl Hub {
             Ending::BySupporter => {
                 Some(Self::text(bundle, lang, TextKey::HandoffEndedBySupporter, std::slice::from_ref(&code)))
             }
+            Ending::Shutdown => Some(Self::text(bundle, lang, TextKey::HandoffShutdown, std::slice::from_ref(&code))),
             Ending::Unclaimed => {
                 Some(engine::offer_services(bundle, lang, e.share.band, now, TextKey::HandoffUnclaimed))
             }
