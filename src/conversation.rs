@@ -60,7 +60,18 @@ impl<'b> Conversation<'b> {
                 Session::new(self.lang.clone())
             }
         };
-        let outcome = engine::step(self.bundle, session, &input);
+        let mut outcome = engine::step(self.bundle, session, &input);
+        // Here there is no handoff desk (the terminal, conversation tests): say so
+        // honestly and offer services, as the bot does when none is configured.
+        if let Some(ask) = outcome.handoff {
+            outcome.replies.push(engine::offer_services(
+                self.bundle,
+                &outcome.lang,
+                ask.band,
+                now,
+                crate::flow::model::TextKey::HandoffUnavailable,
+            ));
+        }
         self.session = outcome.session.clone();
         outcome
     }
