@@ -500,6 +500,59 @@ mod tests {
     }
 
     #[test]
+    fn handoff_rooms_supporters_hours_and_overrides() {
+        use crate::handoff::{Address, Platform};
+        let c = parse(
+            "[handoff]\nmatrix_rooms = [\"!sup:example.org\"]\nmatrix_supporters = [\"@alex:example.org\"]\n\
+             discord_channels = [\"42\"]\ndiscord_supporters = [\"7\"]\ntimezone = \"America/Chicago\"\n\
+             hours = [\"mon-fri 08:00-20:00\"]\nclaim_seconds = 300\n",
+        )
+        .unwrap();
+        let h = c.handoff().unwrap().expect("configured");
+        assert_eq!(
+            h.rooms,
+            vec![Address::new(Platform::Matrix, "!sup:example.org"), Address::new(Platform::Discord, "42")]
+        );
+        assert!(h.supporters[&Platform::Matrix].contains("@alex:example.org"));
+        assert!(h.supporters[&Platform::Discord].contains("7"));
+        assert_eq!(h.claim_within, Duration::from_secs(300));
+        // Monday 2026-11-23 13:00 UTC is 07:00 in Chicago: closed; 15:00 UTC is open.
+        let hours = h.hours.expect("hours");
+        assert!(!hours.is_open("2026-11-23T13:00:00Z".parse().unwrap()));
+        assert!(hours.is_open("2026-11-23T15:00:00Z".parse().unwrap()));
+
+        // No section, or switched off: no desk (workers are offered services instead).
+        assert!(parse("").unwrap().handoff().unwrap().is_none());
+        assert!(parse("[handoff]\nenabled = false\n").unwrap().handoff().unwrap().is_none());
+
+        // The environment creates or overrides it (lists are comma-separated).
+        let mut c = Config::default();
+        c.apply_env(env(&[
+            ("PEERLINE_HANDOFF_MATRIX_ROOMS", "!a:x, !b:x"),
+            ("PEERLINE_HANDOFF_MATRIX_SUPPORTERS", "@s:x"),
+            ("PEERLINE_HANDOFF_CLAIM_SECONDS", "8"),
+        ]))
+        .unwrap();
+        let h = c.handoff().unwrap().unwrap();
+        assert_eq!(h.rooms.len(), 2);
+        assert_eq!(h.claim_within, Duration::from_secs(8));
+        assert!(h.hours.is_none(), "no hours: always on call");
+    }
+
+    #[test]
+    fn handoff_mistakes_are_refused_with_the_key() {
+        let rooms_only = parse("[handoff]\nmatrix_rooms = [\"!sup:x\"]\n").unwrap();
+        let e = rooms_only.validate().unwrap_err().to_string();
+        assert!(e.contains("[handoff]") && e.contains("no supporter"), "{e}");
+        let bad_hours = parse("[handoff]\nhours = [\"moonday 08:00-09:00\"]\n").unwrap();
+        assert!(bad_hours.validate().unwrap_err().to_string().contains("moonday"));
+        let bad_tz = parse("[handoff]\ntimezone = \"Mars/Base\"\nhours = [\"mon 08:00-09:00\"]\n").unwrap();
+        assert!(bad_tz.validate().unwrap_err().to_string().contains("Mars/Base"));
+        let e = parse("[handoff]\nclaim_minutes = 5\n").unwrap_err().to_string();
+        assert!(e.contains("claim_minutes"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_has_position_and_suggestion() {
         let err = parse("flows = \"flows\"\n\n[limits]\nburst = 3\nper_minut = 10\n").expect_err("unknown key");
         let text = err.to_string();
