@@ -536,7 +536,13 @@ fn run_bot(args: RunArgs) -> Result<ExitCode> {
     let peppers = Arc::new(ring);
     let grace = Duration::from_secs(cfg.shutdown.grace_seconds);
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    // One worker thread unless TOKIO_WORKER_THREADS says otherwise: the bot's own work is
+    // small, and every extra worker costs context switches and memory (BENCHMARKS.md).
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        rt.worker_threads(1);
+    }
+    let rt = rt.enable_all().build().context("starting the async runtime")?;
     let result = rt.block_on(async {
         let store = open_store(&db).await?;
         let settings =

@@ -33,7 +33,19 @@ impl Synapse {
 
     /// The shared test homeserver, or `None` when PEERLINE_TEST_NO_MATRIX=1.
     fn shared() -> Option<Synapse> {
-        Self::ensure(common::root().join("target/synapse"), 18008)
+        let (dir, port) = Self::place();
+        Self::ensure(dir, port)
+    }
+
+    /// The homeserver's state directory and port: PEERLINE_TEST_SYNAPSE_DIR (default
+    /// target/synapse) and PEERLINE_TEST_SYNAPSE_PORT (default 18008), so that two
+    /// checkouts on one machine need not share one.
+    fn place() -> (PathBuf, u16) {
+        let dir = std::env::var_os("PEERLINE_TEST_SYNAPSE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| common::root().join("target/synapse"));
+        let port = std::env::var("PEERLINE_TEST_SYNAPSE_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(18008);
+        (dir, port)
     }
 
     fn ensure(dir: PathBuf, port: u16) -> Option<Synapse> {
@@ -502,8 +514,12 @@ fn homeserver_restart_loses_nothing() {
     if std::env::var("PEERLINE_TEST_NO_MATRIX").is_ok_and(|v| v == "1") {
         return;
     }
-    // Its own homeserver: stopping the shared one would break the other tests.
-    let Some(hs) = Synapse::ensure(common::root().join("target/synapse-restart"), 18009) else { return };
+    // Its own homeserver (next to the shared one, on the next port): stopping the
+    // shared one would break the other tests.
+    let (dir, port) = Synapse::place();
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push("-restart");
+    let Some(hs) = Synapse::ensure(dir.with_file_name(name), port + 1) else { return };
     let tmp = tempfile::tempdir().unwrap();
     let mut w = Worker::start(&hs);
     let bot_local = bot_account(&mut w);

@@ -3,7 +3,7 @@
 
     target/test-venv/bin/python benches/matrix/bench.py [--n 200] [--bin target/release/peerline]
 
-Needs `.ci/synapse` running (127.0.0.1:18008) and a peerline built with `--features matrix`.
+Needs `.ci/synapse` running (127.0.0.1:18008, or PEERLINE_TEST_HOMESERVER) and a peerline built with `--features matrix`.
 For each bot and each room kind (encrypted, unencrypted): a worker (matrix-nio) sends N
 messages one at a time and waits for the first answer; peerline walks the PHQ-4 check-in
 over and over. Reports reply latency as the worker sees it (p50/p90/p99), the bot's CPU
@@ -85,6 +85,8 @@ async def start_bot(kind, name, tmp, binary):
         env = dict(os.environ, PEERLINE_MATRIX_HOMESERVER=HS, PEERLINE_MATRIX_USER=name, PEERLINE_MATRIX_PASSWORD=PW,
                    PEERLINE_MATRIX_STORE=os.path.join(tmp, "matrix"), PEERLINE_MATRIX_STORE_PASSPHRASE="bench",
                    RUST_LOG="warn",
+                   # As deploy/peerline.service and the Dockerfile run it.
+                   MALLOC_ARENA_MAX="2",
                    # One worker sends 200 messages back to back, faster than the
                    # per-worker rate limit allows a person to: the limit is off here.
                    PEERLINE_LIMITS_ENABLED="false")

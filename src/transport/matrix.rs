@@ -325,8 +325,15 @@ fn stop_on_rejected_token(f: Failure, cfg: &MatrixConfig) -> Result<()> {
     Ok(())
 }
 
-fn sync_filter() -> FilterDefinition {
+/// The sync filter's name in the state store: a new name whenever `sync_filter` changes.
+const SYNC_FILTER_NAME: &str = "peerline-v2";
+
+/// Lazy-loaded members, no presence, no typing or receipts, and none of the bot's own
+/// events in the timeline: the echo of each reply would otherwise wake the long poll
+/// for a sync that only costs (a store write, a decryption) and is never answered.
+fn sync_filter(me: &UserId) -> FilterDefinition {
     let mut timeline = RoomEventFilter::with_lazy_loading();
+    timeline.not_senders = vec![me.to_owned()];
     timeline.limit = Some(UInt::from(50u32));
     let mut room = RoomFilter::default();
     room.timeline = timeline;
@@ -399,7 +406,7 @@ pub async fn run(
     // The filter, then a first sync with no wait whose timeline is history: skipped.
     let filter_id = loop {
         let r = tokio::select! {
-            r = client.get_or_upload_filter("peerline-v1", sync_filter()) => r,
+            r = client.get_or_upload_filter(SYNC_FILTER_NAME, sync_filter(&shared.me)) => r,
             _ = &mut shutdown => return Ok(()),
         };
         match r {
@@ -874,14 +881,46 @@ struct RoomSink<'a> {
 }
 
 impl Sink for RoomSink<'_> {
+    /// One notice per batch: each send is an encryption, a request and a store write.
     async fn send(&mut self, replies: &[Reply]) {
-        for r in replies {
-            if let Some(id) = send_notice(self.room, render(r)).await {
-                if self.sent.len() >= 2000 {
-                    self.sent.remove(0);
-                }
-                self.sent.push(id);
+        let Some(content) = render_batch(replies) else { return };
+        if let Some(id) = send_notice(self.room, content).await {
+            if self.sent.len() >= 2000 {
+                self.sent.remove(0);
             }
+            self.sent.push(id);
+        }
+    }
+}
+
+/// Several replies as one notice, in order, separated by a blank line (a paragraph in HTML).
+pub fn render_batch(replies: &[Reply]) -> Option<RoomMessageEventContent> {
+    match replies {
+        [] => None,
+        [r] => Some(render(r)),
+        _ => {
+            let mut plain = String::new();
+            let mut html = String::new();
+            for r in replies {
+                if !plain.is_empty() {
+                    plain.push_str("\n\n");
+                }
+                plain.push_str(&r.text);
+                html.push_str(&format!("<p>{}</p>", escape(&r.text).replace('\n', "<br>")));
+                if !r.choices.is_empty() {
+                    plain.push('\n');
+                    html.push_str("<ol>");
+                    for (i, c) in r.choices.iter().enumerate() {
+                        plain.push_str(&format!("\n{}. {}", i + 1, c));
+                        html.push_str(&format!("<li>{}</li>", escape(c)));
+                    }
+                    html.push_str("</ol>");
+                }
+            }
+            Some(match replies.iter().any(|r| !r.choices.is_empty()) {
+                true => RoomMessageEventContent::notice_html(plain, html),
+                false => RoomMessageEventContent::notice_plain(plain),
+            })
         }
     }
 }
@@ -938,6 +977,26 @@ mod tests {
         assert_eq!(json["msgtype"], "m.notice");
         assert_eq!(json["body"], "Start <now>?\n\n1. Yes\n2. No & later");
         assert_eq!(json["formatted_body"], "<p>Start &lt;now&gt;?</p><ol><li>Yes</li><li>No &amp; later</li></ol>");
+    }
+
+    #[test]
+    fn a_batch_is_one_notice_in_order() {
+        let reply = |text: &str, choices: &[&str]| Reply {
+            kind: crate::engine::ReplyKind::Question,
+            text: text.into(),
+            choices: choices.iter().map(|c| c.to_string()).collect(),
+            services: vec![],
+        };
+        assert!(render_batch(&[]).is_none());
+        let one = reply("Hello", &[]);
+        assert_eq!(
+            serde_json::to_value(render_batch(std::slice::from_ref(&one)).unwrap()).unwrap(),
+            serde_json::to_value(render(&one)).unwrap()
+        );
+        let json = serde_json::to_value(render_batch(&[one, reply("Start?", &["Yes", "No"])]).unwrap()).unwrap();
+        assert_eq!(json["msgtype"], "m.notice");
+        assert_eq!(json["body"], "Hello\n\nStart?\n\n1. Yes\n2. No");
+        assert_eq!(json["formatted_body"], "<p>Hello</p><p>Start?</p><ol><li>Yes</li><li>No</li></ol>");
     }
 
     #[test]
