@@ -22,5 +22,6 @@ pub mod report; // anonymous usage reports: periods, small-cell suppression, dis
 pub mod routing; // the services directory and choosing services by language, severity, role, hours
 pub mod safety; // the crisis screen: normalise, match the lexicon, tier
 pub mod store; // sessions and counters in SQLite or PostgreSQL, nothing else
+pub mod sync; // locking that survives a panic elsewhere (poisoned mutexes stay usable)
 pub mod text; // folding text for matching (case, accents, spacing)
 pub mod transport; // console, stdio, Matrix, Discord: platform events in, replies out

@@ -12,16 +12,7 @@ const STEP_BUDGET: usize = 1_000;
 
 /// Advance `session` by one worker event. Pure: the same arguments give the same outcome.
 pub fn step(bundle: &Bundle, session: Session, input: &Input) -> Outcome {
-    let mut m = Machine {
-        b: bundle,
-        s: session,
-        now: input.now,
-        replies: Vec::new(),
-        events: Vec::new(),
-        ended: false,
-        forget: false,
-        handoff: None,
-    };
+    let mut m = Machine::new(bundle, session, input.now);
     m.handle(input);
     let lang = m.s.lang.clone();
     let session = if m.ended { None } else { Some(m.s) };
@@ -38,16 +29,7 @@ pub fn offer_services(
     now: jiff::Timestamp,
     intro: TextKey,
 ) -> Reply {
-    let mut m = Machine {
-        b: bundle,
-        s: Session::new(lang.clone()),
-        now,
-        replies: Vec::new(),
-        events: Vec::new(),
-        ended: false,
-        forget: false,
-        handoff: None,
-    };
+    let mut m = Machine::new(bundle, Session::new(lang.clone()), now);
     let kinds = [ServiceKind::PeerSupport, ServiceKind::Counselling, ServiceKind::Eap, ServiceKind::CrisisLine];
     let severity = severity.unwrap_or(Severity::Moderate).max(Severity::Moderate);
     let need = Need { lang, severity, role: None, kinds: &kinds, now, limit: 5 };
@@ -73,6 +55,10 @@ enum Answer {
 }
 
 impl<'b> Machine<'b> {
+    fn new(b: &'b Bundle, s: Session, now: jiff::Timestamp) -> Machine<'b> {
+        Machine { b, s, now, replies: Vec::new(), events: Vec::new(), ended: false, forget: false, handoff: None }
+    }
+
     fn lang(&self) -> &Lang {
         &self.s.lang
     }
@@ -161,18 +147,8 @@ impl<'b> Machine<'b> {
 
     // ------------------------------------------------------------ commands
 
-    /// The command a whole (folded) message names: in the worker's own language first,
-    /// then in any language the bot offers, in the order the bot lists them.
     fn command(&self, folded: &str) -> Option<Command> {
-        let hits = self.b.settings.command_index.get(folded)?;
-        let mine = hits.iter().filter(|(l, _)| l == self.lang()).map(|(_, c)| *c).min();
-        mine.or_else(|| {
-            self.b
-                .settings
-                .languages
-                .iter()
-                .find_map(|lang| hits.iter().filter(|(l, _)| l == lang).map(|(_, c)| *c).min())
-        })
+        self.b.settings.command(folded, self.lang())
     }
 
     fn run_command(&mut self, cmd: Command, fresh: bool) {
@@ -552,9 +528,8 @@ impl<'b> Machine<'b> {
                     self.advance(flow, idx);
                 }
                 Action::Handoff(share) => {
-                    let share_band = *share == HandoffShare::LanguageAndBand;
-                    let band = if share_band { self.s.severity } else { None };
-                    self.handoff = Some(HandoffAsk { band, share_band });
+                    let band = if *share == HandoffShare::LanguageAndBand { self.s.severity } else { None };
+                    self.handoff = Some(HandoffAsk { band });
                     self.mark_waiting();
                     return;
                 }

@@ -182,8 +182,6 @@ pub struct HandoffAsk {
     /// The severity of the last screening band, when the worker chose to share it
     /// (`None` also when they shared it but took no screening).
     pub band: Option<Severity>,
-    /// The worker chose to share their band.
-    pub share_band: bool,
 }
 
 /// The session waits at a `handoff` step (a request or a relayed conversation was open).

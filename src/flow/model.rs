@@ -307,6 +307,18 @@ pub struct Settings {
     pub file: PathBuf,
 }
 
+impl Settings {
+    /// The command a whole (folded) message names: in `lang` first, then in any
+    /// language the bot offers, in the order the bot lists them.
+    pub fn command(&self, folded: &str, lang: &Lang) -> Option<Command> {
+        let hits = self.command_index.get(folded)?;
+        let mine = hits.iter().filter(|(l, _)| l == lang).map(|(_, c)| *c).min();
+        mine.or_else(|| {
+            self.languages.iter().find_map(|lang| hits.iter().filter(|(l, _)| l == lang).map(|(_, c)| *c).min())
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Flow {
     pub id: String,

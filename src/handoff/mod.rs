@@ -29,8 +29,9 @@ use crate::flow::model::{Command, TextKey};
 use crate::lang::Lang;
 use crate::safety::Tier;
 use crate::store::{CounterKey, Store};
+use crate::sync::lock;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -107,10 +108,6 @@ pub struct Hub {
     /// worker whose ticket vanished without notice, after a restart, is told so).
     told: Mutex<HashSet<Address>>,
     store: Store,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// "claim AB3K7X" (any case; also "take"): the code a supporter typed, if any.
@@ -461,8 +458,7 @@ fn lang_name(bundle: &Bundle, lang: &Lang) -> String {
     bundle.settings.language_names.get(lang).map(|(n, _)| n.clone()).unwrap_or_else(|| lang.to_string())
 }
 
-/// A command word of `lang` (or of any offered language) in `text`.
+/// The command `text` names, resolved as the engine resolves it.
 fn command_of(bundle: &Bundle, lang: &Lang, text: &str) -> Option<Command> {
-    let hits = bundle.settings.command_index.get(&crate::text::fold(text))?;
-    hits.iter().find(|(l, _)| l == lang).or_else(|| hits.first()).map(|(_, c)| *c)
+    bundle.settings.command(&crate::text::fold(text), lang)
 }

@@ -16,6 +16,7 @@ use crate::engine::{Event, Reply};
 use crate::handoff::{Address, Hub, Outgoing, Platform, parse_claim};
 use crate::html::escape;
 use crate::privacy::PepperRing;
+use crate::sync::lock;
 use anyhow::{Context, Result, anyhow, bail};
 use matrix_sdk::authentication::matrix::MatrixSession;
 use matrix_sdk::config::SyncSettings;
@@ -555,10 +556,6 @@ async fn supporters_room(shared: &Shared, hub: &Hub, room: &Room, here: &Address
     let Some(dm) = supporter_dm(shared, &room.client(), sender).await else { return };
     let dm = Address::new(Platform::Matrix, dm.room_id().as_str());
     let _ = hub.claim(&shared.bot.bundle(), &code, dm, here, jiff::Timestamp::now()).await;
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A timeline event worth a room task's attention: text from someone else.

@@ -25,6 +25,7 @@ use crate::flow::model::TextKey;
 use crate::handoff::{Address, Hub, Outgoing, Platform, parse_claim};
 use crate::lang::Lang;
 use crate::privacy::{PepperRing, Pseudonym};
+use crate::sync::lock;
 use anyhow::{Result, anyhow, bail};
 use serenity::all::{
     ChannelId, Command, CommandInteraction, ComponentInteraction, Context, CreateCommand, CreateInteractionResponse,
@@ -216,10 +217,6 @@ struct Shared {
     redirects: Mutex<HashMap<ChannelId, Instant>>,
     in_flight: InFlight,
     stopping: AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {
