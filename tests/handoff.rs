@@ -111,6 +111,13 @@ impl World {
         assert!(posted[0].replies[0].text.contains(&code));
         (c, code)
     }
+    /// A request (language only) claimed by the first supporter, the posts so far drained.
+    async fn relaying(&mut self) -> String {
+        let (_, code) = self.request("Only my language").await;
+        self.claim(&code, SUPPORTER_DM).await.expect("claim");
+        self.sent();
+        code
+    }
     async fn claim(&mut self, code: &str, dm: &str) -> Result<(), handoff::ClaimError> {
         let bundle = self.bot.bundle();
         self.hub().claim(&bundle, code, addr(dm), &addr(ROOM), common::now()).await
@@ -221,9 +228,7 @@ async fn shared_band_crisis_during_relay_and_the_worker_ends() {
 #[tokio::test]
 async fn forget_during_a_relay_wipes_the_ticket_and_the_session() {
     let mut w = world(Some(settings(600, None))).await;
-    let (_, code) = w.request("Only my language").await;
-    w.claim(&code, SUPPORTER_DM).await.expect("claim");
-    w.sent();
+    let code = w.relaying().await;
     let (h, _) = w.say("forget").await;
     assert!(matches!(h, Handled::Replied { forget: true, .. }), "{h:?}");
     assert_eq!(w.hub().open_tickets(), 0);
@@ -276,8 +281,7 @@ async fn outside_hours_and_not_configured_offer_services_honestly() {
 async fn after_a_restart_the_worker_is_told_the_conversation_ended() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut w = world_in(dir, Some(settings(600, None))).await;
-    let (_, code) = w.request("Only my language").await;
-    w.claim(&code, SUPPORTER_DM).await.expect("claim");
+    w.relaying().await;
     w.bot.store().close().await;
     let World { _dir, who, .. } = w;
     // A new process: the desk is empty; the session still waits at the handoff step.
@@ -306,9 +310,7 @@ fn canaries_absent(w: &World) {
 #[tokio::test]
 async fn a_shutdown_tells_both_sides_and_closes_the_outboxes() {
     let mut w = world(Some(settings(600, None))).await;
-    let (_, code) = w.request("Only my language").await;
-    w.claim(&code, SUPPORTER_DM).await.expect("claim");
-    w.sent();
+    let code = w.relaying().await;
     let bundle = w.bot.bundle();
     w.hub().shutdown(&bundle, common::now()).await;
     let sent = w.sent();

@@ -8,7 +8,7 @@ use common::{Collect, PgDb};
 use peerline::bot::{Bot, Handled, Inbound, Settings};
 use peerline::engine::{Event, Frame, ReplyKind, Session};
 use peerline::lang::Lang;
-use peerline::privacy::PepperRing;
+use peerline::privacy::{PepperRing, Pseudonym};
 use peerline::store::{Commit, Committed, CounterKey, Location, Store};
 use std::sync::Arc;
 
@@ -59,6 +59,19 @@ fn session_at(flow: &str, step: &str) -> Session {
     let mut s = Session::new(Lang::new("en"));
     s.stack.push(Frame { flow: flow.into(), step: step.into(), here: true });
     s
+}
+
+/// A commit that keeps `session` for `who` for good, with no event key and no counts.
+fn keep<'a>(who: &'a Pseudonym, session: &'a Session) -> Commit<'a> {
+    Commit {
+        who,
+        also_forget: &[],
+        session: Some(session),
+        expires_at: 9_999_999_999,
+        event_key: None,
+        event_expires_at: 0,
+        counts: &[],
+    }
 }
 
 fn key(day: &str, event: &str) -> CounterKey {
@@ -143,18 +156,7 @@ async fn sessions_survive_a_pepper_rotation_until_they_move(kind: &str) {
     let old = common::peppers();
     let who_old = old.pseudonyms("matrix", "@nurse:example.org");
     let s = session_at("gad7", "q4");
-    store
-        .commit(&Commit {
-            who: &who_old[0],
-            also_forget: &[],
-            session: Some(&s),
-            expires_at: 9_999_999_999,
-            event_key: None,
-            event_expires_at: 0,
-            counts: &[],
-        })
-        .await
-        .expect("commit");
+    store.commit(&keep(&who_old[0], &s)).await.expect("commit");
     let new = old.rotated().expect("rotate");
     let who_new = new.pseudonyms("matrix", "@nurse:example.org");
     assert_eq!(who_new.len(), 2);
@@ -163,18 +165,7 @@ async fn sessions_survive_a_pepper_rotation_until_they_move(kind: &str) {
     assert_eq!(loaded, s);
     assert_eq!(store.pepper_versions_in_use().await.expect("versions"), vec![1]);
     // The next commit moves the session to the new pepper and forgets the old row.
-    store
-        .commit(&Commit {
-            who: &who_new[0],
-            also_forget: &[found],
-            session: Some(&loaded),
-            expires_at: 9_999_999_999,
-            event_key: None,
-            event_expires_at: 0,
-            counts: &[],
-        })
-        .await
-        .expect("commit");
+    store.commit(&Commit { also_forget: &[found], ..keep(&who_new[0], &loaded) }).await.expect("commit");
     assert_eq!(store.pepper_versions_in_use().await.expect("versions"), vec![2]);
     assert_eq!(store.session_count().await.expect("count"), 1);
     // A new pepper alone cannot find anything: rotation unlinks.
@@ -366,15 +357,7 @@ async fn a_full_disk_gives_a_clear_message_and_loses_no_earlier_state() {
     let ring = common::peppers();
     let s = session_at("phq9", "q3");
     let first = ring.pseudonyms("t", "first");
-    let commit = Commit {
-        who: &first[0],
-        also_forget: &[],
-        session: Some(&s),
-        expires_at: 9_999_999_999,
-        event_key: None,
-        event_expires_at: 0,
-        counts: &[],
-    };
+    let commit = keep(&first[0], &s);
     store.commit(&commit).await.expect("the first commit fits");
     // Fill the disk around the database.
     let filler = mnt.join("filler");
@@ -460,13 +443,10 @@ async fn the_wal_stays_bounded_under_sustained_commits_and_is_emptied_on_close()
                 let event = ring.event_key("t", &format!("e{t}-{i}"));
                 let counts = [key("2026-01-07", "message")];
                 let c = Commit {
-                    who: &who[0],
-                    also_forget: &[],
-                    session: Some(&s),
-                    expires_at: 9_999_999_999,
                     event_key: Some(&event),
                     event_expires_at: 9_999_999_999,
                     counts: &counts,
+                    ..keep(&who[0], &s)
                 };
                 assert_eq!(store.commit(&c).await.expect("commit"), Committed::Applied);
             }
@@ -513,15 +493,7 @@ async fn a_store_dropped_without_close_keeps_its_commits() {
     let s = session_at("phq9", "q3");
     {
         let store = Store::open(&Location::Sqlite(path.clone())).await.expect("open");
-        let c = Commit {
-            who: &who[0],
-            also_forget: &[],
-            session: Some(&s),
-            expires_at: 9_999_999_999,
-            event_key: None,
-            event_expires_at: 0,
-            counts: &[],
-        };
+        let c = keep(&who[0], &s);
         store.commit(&c).await.expect("commit");
         let copy = store.clone();
         drop(store);
