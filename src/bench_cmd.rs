@@ -47,6 +47,12 @@ pub struct BenchArgs {
     /// How long the store may take before a worker is told to try again.
     #[arg(long, default_value_t = 5000)]
     store_timeout_ms: u64,
+    /// SQLite: how often the background WAL checkpoint runs, in milliseconds.
+    #[arg(long, default_value_t = peerline::store::Checkpoints::default().every.as_millis() as u64)]
+    checkpoint_ms: u64,
+    /// SQLite: WAL pages above which the WAL is started again (a RESTART checkpoint).
+    #[arg(long, default_value_t = peerline::store::Checkpoints::default().wal_limit_pages)]
+    wal_limit_pages: u32,
     /// Print the figures as one JSON object.
     #[arg(long)]
     json: bool,
@@ -81,9 +87,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         (None, per_worker) => Mode::Max { messages: args.messages, in_flight: args.in_flight, per_worker },
     };
     let plan = Plan { workers: args.workers, mode, warm: args.warm, now };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = crate::bot_runtime()?;
     rt.block_on(async {
-        let store = peerline::store::Store::open(&peerline::store::Location::parse(&args.db))
+        let checkpoints = peerline::store::Checkpoints {
+            every: Duration::from_millis(args.checkpoint_ms.max(1)),
+            wal_limit_pages: args.wal_limit_pages,
+        };
+        let store = peerline::store::Store::open_with(&peerline::store::Location::parse(&args.db), checkpoints)
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
         let backend = store.backend();
@@ -109,8 +119,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let report = report?;
         let live = bot.store().session_count().await.map_err(|e| anyhow::anyhow!(e))?;
         let bytes = bot.store().session_bytes().await.map_err(|e| anyhow::anyhow!(e))?;
+        let checkpoints = bot.store().checkpoint_stats();
         bot.store().close().await;
-        print_report(&args, &plan, backend, &report, &Around { cpu, live, bytes });
+        print_report(&args, &plan, backend, &report, &Around { cpu, live, bytes, checkpoints });
         Ok(())
     })
 }
@@ -158,11 +169,13 @@ struct Around {
     cpu: Option<Duration>,
     live: i64,
     bytes: i64,
+    checkpoints: Option<peerline::store::CheckpointStats>,
 }
 
 fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend, r: &Report, around: &Around) {
-    let Around { cpu, live, bytes } = *around;
+    let Around { cpu, live, bytes, checkpoints } = *around;
     let us = |q: f64| r.latency.quantile(q) as f64 / 1000.0;
+    let handling_us = |q: f64| r.handling.as_ref().map(|h| h.quantile(q) as f64 / 1000.0);
     let (rss, hwm) = peerline::loadgen::rss_kib().unwrap_or((0, 0));
     let per_session = if live > 0 { bytes / live } else { 0 };
     let mode = match plan.mode {
@@ -178,10 +191,15 @@ fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend
             "backend": format!("{backend:?}"), "mode": mode, "workers": plan.workers,
             "messages": r.latency.len(), "seconds": r.elapsed.as_secs_f64(), "per_second": r.throughput(),
             "p50_us": us(0.5), "p99_us": us(0.99), "p999_us": us(0.999), "max_us": r.latency.max() as f64 / 1000.0,
+            "handling_p50_us": handling_us(0.5), "handling_p99_us": handling_us(0.99),
+            "handling_p999_us": handling_us(0.999),
             "rss_kib": rss, "peak_rss_kib": hwm, "live_sessions": live, "bytes_per_session": per_session,
             "replied": t.replied, "duplicates": t.duplicates, "store_failed": t.store_failed,
             "told_try_again": t.told_try_again, "crisis_sent": t.crisis_sent, "crisis_answered": t.crisis_answered,
             "unanswered": t.unanswered, "loadavg": loadavg(), "cpu_seconds": cpu_s, "messages_per_cpu_second": per_cpu_s,
+            "wal_checkpoints": checkpoints.map(|c| serde_json::json!({
+                "background": c.background, "restarts": c.restarts, "failed": c.failed,
+            })),
             "warm_up": r.warm_up.map(|(n, d)| serde_json::json!({"messages": n, "seconds": d.as_secs_f64()})),
         });
         println!("{v}");
@@ -193,12 +211,22 @@ fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend
     }
     println!("{} messages in {:.2} s: {:.0} messages/s", r.latency.len(), r.elapsed.as_secs_f64(), r.throughput());
     println!(
-        "latency: p50 {:.0} µs, p99 {:.0} µs, p999 {:.0} µs, max {:.0} µs",
+        "latency{}: p50 {:.0} µs, p99 {:.0} µs, p999 {:.0} µs, max {:.0} µs",
+        if r.handling.is_some() { " (from when each message was due)" } else { "" },
         us(0.5),
         us(0.99),
         us(0.999),
         r.latency.max() as f64 / 1000.0
     );
+    if let Some(h) = &r.handling {
+        println!(
+            "  of which handling (from when the generator sent it): p50 {:.0} µs, p99 {:.0} µs, p999 {:.0} µs, max {:.0} µs",
+            h.quantile(0.5) as f64 / 1000.0,
+            h.quantile(0.99) as f64 / 1000.0,
+            h.quantile(0.999) as f64 / 1000.0,
+            h.max() as f64 / 1000.0
+        );
+    }
     println!("CPU: {cpu_s:.2} s of user + system time, {per_cpu_s:.0} messages per CPU-second (warm-up included)");
     println!("memory: RSS {rss} KiB, peak {hwm} KiB");
     println!("store: {live} live sessions, {per_session} bytes per session (state + key)");
@@ -206,5 +234,8 @@ fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend
         "outcomes: {} replied, {} duplicates, {} store failures ({} told to try again), crisis {}/{} answered, {} unanswered",
         t.replied, t.duplicates, t.store_failed, t.told_try_again, t.crisis_answered, t.crisis_sent, t.unanswered
     );
+    if let Some(c) = checkpoints {
+        println!("WAL checkpoints: {} in the background, {} restarts, {} failed", c.background, c.restarts, c.failed);
+    }
     println!("load average at the end: {}", loadavg());
 }

@@ -171,6 +171,17 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
 }
 
+/// The runtime of the running bot, and of `peerline bench`, which measures it: one
+/// worker thread unless TOKIO_WORKER_THREADS says otherwise. The bot's own work is
+/// small, and every extra worker costs context switches and memory (BENCHMARKS.md).
+fn bot_runtime() -> Result<tokio::runtime::Runtime> {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        rt.worker_threads(1);
+    }
+    rt.enable_all().build().context("starting the async runtime")
+}
+
 async fn open_store(db: &DbArgs) -> Result<peerline::store::Store> {
     peerline::store::Store::open(&db.location()).await.map_err(|e| anyhow::anyhow!(e))
 }
@@ -536,13 +547,7 @@ fn run_bot(args: RunArgs) -> Result<ExitCode> {
     let peppers = Arc::new(ring);
     let grace = Duration::from_secs(cfg.shutdown.grace_seconds);
 
-    // One worker thread unless TOKIO_WORKER_THREADS says otherwise: the bot's own work is
-    // small, and every extra worker costs context switches and memory (BENCHMARKS.md).
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        rt.worker_threads(1);
-    }
-    let rt = rt.enable_all().build().context("starting the async runtime")?;
+    let rt = bot_runtime()?;
     let result = rt.block_on(async {
         let store = open_store(&db).await?;
         let settings =

@@ -265,6 +265,67 @@ async fn a_failed_store_still_sends_crisis_replies(kind: &str) {
     db.cleanup().await;
 }
 
+/// Many workers at once, each message delivered twice, with a forget among them:
+/// grouped into shared transactions or not, every message is applied exactly once,
+/// every duplicate is recognised, and each worker ends with their last state.
+async fn concurrent_commits_land_once_each(kind: &str) {
+    let (store, db) = Db::open(kind).await;
+    let ring = common::peppers();
+    let workers = 40;
+    let steps = ["q1", "q2", "q3", "q4", "result"];
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..workers {
+        let (store, who) = (store.clone(), ring.pseudonyms("test", &format!("worker-{w}")));
+        tasks.spawn(async move {
+            let mut applied = 0;
+            let mut duplicates = 0;
+            for (i, step) in steps.iter().enumerate() {
+                let session = session_at("phq4", step);
+                let counts = [key("2026-01-07", "answered")];
+                let event = format!("w{w}-e{i}");
+                // The last worker says "forget" at the end: no session is kept.
+                let forget = w == workers - 1 && i == steps.len() - 1;
+                let c = Commit {
+                    who: &who[0],
+                    also_forget: &[],
+                    session: if forget { None } else { Some(&session) },
+                    expires_at: 9_999_999_999,
+                    event_key: Some(&event),
+                    event_expires_at: 9_999_999_999,
+                    counts: &counts,
+                };
+                let (a, b) = tokio::join!(store.commit(&c), store.commit(&c));
+                for done in [a.expect("commit"), b.expect("commit")] {
+                    match done {
+                        Committed::Applied => applied += 1,
+                        Committed::Duplicate => duplicates += 1,
+                    }
+                }
+            }
+            (w, who, applied, duplicates)
+        });
+    }
+    let mut finished = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        finished.push(done.expect("task"));
+    }
+    for (w, who, applied, duplicates) in finished {
+        assert_eq!((applied, duplicates), (steps.len(), steps.len()), "worker {w}");
+        let loaded = store.load(&who, 0).await.expect("load");
+        if w == workers - 1 {
+            assert!(loaded.is_none(), "the worker who said forget has no session");
+        } else {
+            let (_, s) = loaded.expect("a session");
+            assert_eq!(s, session_at("phq4", "result"), "worker {w} ends at their last step");
+        }
+    }
+    let rows = store.counts("2026-01-07", "2026-01-07").await.expect("counts");
+    assert_eq!(rows.iter().map(|r| r.count).sum::<i64>(), (workers * steps.len()) as i64, "one count per message");
+    assert_eq!(store.session_count().await.expect("count"), (workers - 1) as i64);
+    store.close().await;
+    db.cleanup().await;
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -283,6 +344,7 @@ both!(
     sessions_survive_a_pepper_rotation_until_they_move,
     canaries_never_reach_the_database_or_the_logs,
     a_failed_store_still_sends_crisis_replies,
+    concurrent_commits_land_once_each,
 );
 
 // ------------------------------------------------------------ SQLite-specific failures
@@ -322,6 +384,53 @@ async fn a_locked_database_gives_a_clear_message_and_crisis_replies_still_go_out
     sqlx::raw_sql("ROLLBACK").execute(&mut other).await.expect("unlock");
     let (h, _) = common::say(&bot, &who, "hello").await;
     assert!(matches!(h, Handled::Replied { .. }), "{h:?}");
+    store.close().await;
+}
+
+/// While another program holds the write lock, a whole batch of waiting commits
+/// fails together after one busy wait, rather than each retried alone after it (which
+/// would keep the last worker waiting a busy wait per message in front of them).
+/// Reads carry on meanwhile (WAL), and nothing is half-written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_queued_behind_a_lock_fail_together_and_nothing_is_half_written() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("peerline.db");
+    let store = Store::open(&Location::Sqlite(path.clone())).await.expect("open");
+    let ring = common::peppers();
+    let before = ring.pseudonyms("test", "before");
+    let kept = session_at("phq4", "q2");
+    store.commit(&keep(&before[0], &kept)).await.expect("commit");
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
+    sqlx::raw_sql("BEGIN EXCLUSIVE; INSERT INTO usage_counts VALUES ('x','x','x','x','x',1);")
+        .execute(&mut other)
+        .await
+        .expect("lock");
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..16 {
+        let (store, who) = (store.clone(), ring.pseudonyms("test", &format!("locked-{w}")));
+        tasks.spawn(async move {
+            let s = session_at("phq4", "q1");
+            let counts = [key("2026-01-07", "answered")];
+            let c = Commit { counts: &counts, ..keep(&who[0], &s) };
+            store.commit(&c).await
+        });
+    }
+    // A read is not held up by the lock.
+    let (_, read) = store.load(&before, 0).await.expect("load").expect("present");
+    assert_eq!(read, kept);
+    let mut busy = 0;
+    while let Some(done) = tasks.join_next().await {
+        assert!(matches!(done.expect("task"), Err(peerline::store::StoreError::Busy)));
+        busy += 1;
+    }
+    assert_eq!(busy, 16);
+    // The busy wait is 2 s; one per message would be 32 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(12), "{:?}", started.elapsed());
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.expect("unlock");
+    assert_eq!(store.session_count().await.expect("count"), 1, "no failed commit left a session");
+    assert!(store.counts("2026-01-07", "2026-01-07").await.expect("counts").is_empty(), "nor a count");
     store.close().await;
 }
 

@@ -104,7 +104,11 @@ pub struct TallySnapshot {
 pub struct Report {
     pub tally: TallySnapshot,
     pub elapsed: Duration,
+    /// In the open loop, from when each message was due; otherwise from when it was sent.
     pub latency: Histogram,
+    /// Open loop only: from when the message was handed to the runtime, without the
+    /// generator's own lateness (the queueing inside the process is still in it).
+    pub handling: Option<Histogram>,
     pub warm_up: Option<(u64, Duration)>,
 }
 
@@ -168,12 +172,13 @@ pub struct Generator {
     stop: AtomicBool,
 }
 
-/// The journal could not be opened or written.
+/// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
-#[error("the bench journal {path}: {kind}")]
-pub struct JournalError {
-    path: String,
-    kind: std::io::ErrorKind,
+pub enum RunError {
+    #[error("the bench journal {path}: {kind}")]
+    Journal { path: String, kind: std::io::ErrorKind },
+    #[error("starting the open loop's pacing thread: {0}")]
+    Pacer(std::io::ErrorKind),
 }
 
 /// A sink that keeps only what the tally needs: no text is kept.
@@ -209,12 +214,12 @@ impl Generator {
     }
 
     /// Append every handled message to `path` (created if missing).
-    pub fn with_journal(mut self, path: &Path) -> Result<Generator, JournalError> {
+    pub fn with_journal(mut self, path: &Path) -> Result<Generator, RunError> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| JournalError { path: path.display().to_string(), kind: e.kind() })?;
+            .map_err(|e| RunError::Journal { path: path.display().to_string(), kind: e.kind() })?;
         self.journal = Some(Mutex::new(file));
         Ok(self)
     }
@@ -234,7 +239,7 @@ impl Generator {
     }
 
     /// Send worker `w`'s next message and account for the outcome.
-    async fn one(&self, w: u64, now: Option<jiff::Timestamp>) -> Result<(), JournalError> {
+    async fn one(&self, w: u64, now: Option<jiff::Timestamp>) -> Result<(), RunError> {
         let i = w as usize;
         let n = self.walkers.pos[i].load(Ordering::Relaxed);
         let attempt = self.walkers.attempts[i].load(Ordering::Relaxed);
@@ -267,7 +272,7 @@ impl Generator {
                 if let Some(j) = &self.journal {
                     let mut f = j.lock().unwrap_or_else(|p| p.into_inner());
                     f.write_all(format!("{w}\n").as_bytes())
-                        .map_err(|e| JournalError { path: "(open)".into(), kind: e.kind() })?;
+                        .map_err(|e| RunError::Journal { path: "(open)".into(), kind: e.kind() })?;
                 }
             }
             Handled::StoreFailed => {
@@ -289,7 +294,7 @@ impl Generator {
     }
 
     /// Run the plan. Latency is per message, in nanoseconds.
-    pub async fn run(self: &Arc<Self>, plan: &Plan) -> Result<Report, JournalError> {
+    pub async fn run(self: &Arc<Self>, plan: &Plan) -> Result<Report, RunError> {
         let workers = plan.workers.min(self.walkers.len());
         let mut warm_up = None;
         if plan.warm {
@@ -304,7 +309,7 @@ impl Generator {
                     for &w in fresh.iter().skip(lane).step_by(lanes) {
                         g.one(w, now).await?;
                     }
-                    Ok::<_, JournalError>(())
+                    Ok::<_, RunError>(())
                 }));
             }
             for t in tasks {
@@ -313,13 +318,16 @@ impl Generator {
             warm_up = Some((fresh.len() as u64, started.elapsed()));
         }
         let started = Instant::now();
-        let latency = match plan.mode {
+        let (latency, handling) = match plan.mode {
             Mode::Max { messages, in_flight, per_worker } => {
-                self.run_max(workers, messages, in_flight.max(1), per_worker, plan.now).await?
+                (self.run_max(workers, messages, in_flight.max(1), per_worker, plan.now).await?, None)
             }
-            Mode::Rate { per_second, seconds } => self.run_rate(workers, per_second, seconds, plan.now).await?,
+            Mode::Rate { per_second, seconds } => {
+                let (from_due, from_sent) = self.run_rate(workers, per_second, seconds, plan.now).await?;
+                (from_due, Some(from_sent))
+            }
         };
-        Ok(Report { tally: self.tally.snapshot(), elapsed: started.elapsed(), latency, warm_up })
+        Ok(Report { tally: self.tally.snapshot(), elapsed: started.elapsed(), latency, handling, warm_up })
     }
 
     async fn run_max(
@@ -329,7 +337,7 @@ impl Generator {
         in_flight: usize,
         per_worker: Option<u64>,
         now: Option<jiff::Timestamp>,
-    ) -> Result<Histogram, JournalError> {
+    ) -> Result<Histogram, RunError> {
         let issued = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         // Lane k owns workers k, k + in_flight, ...: one message per worker at a time,
@@ -363,7 +371,7 @@ impl Generator {
                     g.one(w, now).await?;
                     h.record(t.elapsed().as_nanos() as u64);
                 }
-                Ok::<_, JournalError>(h)
+                Ok::<_, RunError>(h)
             }));
         }
         let mut all = Histogram::default();
@@ -375,42 +383,58 @@ impl Generator {
         Ok(all)
     }
 
+    /// The open loop. A thread of its own keeps time: on the runtime's timer a message
+    /// could only be due on a millisecond tick and was sent whenever a busy worker
+    /// next polled the timer, so the generator's own lateness was counted as the
+    /// bot's. Returns latency from when each message was due (a stall counts against
+    /// every message queued behind it) and from when it was handed to the runtime.
     async fn run_rate(
         self: &Arc<Self>,
         workers: u64,
         per_second: f64,
         seconds: f64,
         now: Option<jiff::Timestamp>,
-    ) -> Result<Histogram, JournalError> {
+    ) -> Result<(Histogram, Histogram), RunError> {
         let total = (per_second * seconds).max(0.0) as u64;
         let interval = Duration::from_secs_f64(1.0 / per_second.max(1e-3));
-        let start = tokio::time::Instant::now();
-        let all = Arc::new(Mutex::new(Histogram::default()));
-        let mut tasks = tokio::task::JoinSet::new();
-        for k in 0..total {
-            if self.stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let due = start + interval.mul_f64(k as f64);
-            tokio::time::sleep_until(due).await;
-            let (g, all) = (self.clone(), all.clone());
-            let w = k % workers.max(1);
-            tasks.spawn(async move {
-                g.one(w, now).await?;
-                // From when the message was due, not when it was sent.
-                let ns = due.elapsed().as_nanos() as u64;
-                all.lock().unwrap_or_else(|p| p.into_inner()).record(ns);
-                Ok::<_, JournalError>(())
-            });
-            while let Some(done) = tasks.try_join_next() {
-                done.unwrap_or(Ok(()))?;
-            }
+        let figures = Arc::new(Mutex::new((Histogram::default(), Histogram::default())));
+        let (spawned, mut tasks) = tokio::sync::mpsc::unbounded_channel();
+        let (g, runtime, f) = (self.clone(), tokio::runtime::Handle::current(), figures.clone());
+        std::thread::Builder::new()
+            .name("bench-pacer".into())
+            .spawn(move || {
+                let start = Instant::now();
+                for k in 0..total {
+                    if g.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let due = start + interval.mul_f64(k as f64);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let (g, f) = (g.clone(), f.clone());
+                    let w = k % workers.max(1);
+                    let task = runtime.spawn(async move {
+                        let sent = Instant::now();
+                        g.one(w, now).await?;
+                        let (from_due, from_sent) = (due.elapsed(), sent.elapsed());
+                        let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+                        f.0.record(from_due.as_nanos() as u64);
+                        f.1.record(from_sent.as_nanos() as u64);
+                        Ok::<_, RunError>(())
+                    });
+                    if spawned.send(task).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| RunError::Pacer(e.kind()))?;
+        // The channel closes when the pacer has sent its last message.
+        while let Some(task) = tasks.recv().await {
+            task.await.unwrap_or(Ok(()))?;
         }
-        while let Some(done) = tasks.join_next().await {
-            done.unwrap_or(Ok(()))?;
-        }
-        let h = all.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Ok(h)
+        let f = figures.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(f)
     }
 }
 

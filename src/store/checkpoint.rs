@@ -15,8 +15,8 @@
 //! - a PASSIVE checkpoint cannot finish while commits keep arriving (the pages
 //!   committed during it are left for the next one), so SQLite never gets to start
 //!   the WAL again from its beginning. When the WAL holds more than
-//!   `Checkpoints::wal_limit_pages`, the task takes the group-commit write lock and
-//!   runs a RESTART checkpoint: only the few pages committed since the passive one
+//!   `Checkpoints::wal_limit_pages`, the task has the writer's thread run a RESTART
+//!   checkpoint between two batches: only the few pages committed since the passive one
 //!   are left to copy, and the next commit writes the WAL from its start again.
 //!   Commits wait for that short moment (a few ms, every few seconds at 1,000
 //!   messages a second; rarer with a larger limit).
@@ -26,7 +26,7 @@
 //! Durability does not change: with `synchronous = NORMAL` a commit never fsyncs in
 //! WAL mode; only checkpoints do, and a checkpoint only copies what is committed.
 
-use super::group::Group;
+use super::sqlite::Sqlite;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 use std::path::Path;
@@ -85,7 +85,7 @@ pub(crate) struct Checkpointer {
 impl Checkpointer {
     pub(crate) async fn start(
         path: &Path,
-        group: Arc<Group>,
+        writer: Arc<Sqlite>,
         policy: Checkpoints,
     ) -> Result<Checkpointer, sqlx::Error> {
         let conn = SqliteConnectOptions::new()
@@ -98,7 +98,7 @@ impl Checkpointer {
             .await?;
         let counters = Arc::new(Counters::default());
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(conn, group, policy, counters.clone(), stopped));
+        let task = tokio::spawn(run(conn, writer, policy, counters.clone(), stopped));
         Ok(Checkpointer { counters, running: std::sync::Mutex::new(Some((stop, task))) })
     }
 
@@ -138,7 +138,7 @@ impl Checkpointer {
 
 async fn run(
     mut conn: SqliteConnection,
-    group: Arc<Group>,
+    writer: Arc<Sqlite>,
     policy: Checkpoints,
     counters: Arc<Counters>,
     mut stop: oneshot::Receiver<()>,
@@ -166,10 +166,9 @@ async fn run(
         if pages <= i64::from(policy.wal_limit_pages) {
             continue;
         }
-        // No commit of this process can start meanwhile, so this one completes and
-        // the next commit starts the WAL again from its beginning.
-        let _writers = group.exclusive().await;
-        match checkpoint(&mut conn, Mode::Restart).await {
+        // On the writer's own thread: no commit of this process runs meanwhile, so
+        // this one completes and the next commit starts the WAL from its beginning.
+        match writer.restart_checkpoint().await {
             Ok((0, _, _)) => {
                 counters.restarts.fetch_add(1, Ordering::Relaxed);
             }
@@ -179,7 +178,7 @@ async fn run(
             }
             Err(e) => {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!("WAL restart checkpoint failed: {}", super::StoreError::from_sqlx(e));
+                tracing::debug!("WAL restart checkpoint failed: {e}");
             }
         }
     }
@@ -190,10 +189,7 @@ async fn run(
 enum Mode {
     /// Copy what it can without waiting for anyone.
     Passive,
-    /// Copy everything (waiting for writers and readers), so the next commit starts
-    /// the WAL from its beginning.
-    Restart,
-    /// As `Restart`, and empty the `-wal` file.
+    /// Copy everything (waiting for writers and readers) and empty the `-wal` file.
     Truncate,
 }
 
@@ -201,7 +197,6 @@ enum Mode {
 async fn checkpoint(conn: &mut SqliteConnection, mode: Mode) -> Result<(i64, i64, i64), sqlx::Error> {
     let sql = match mode {
         Mode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
-        Mode::Restart => "PRAGMA wal_checkpoint(RESTART)",
         Mode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
     };
     sqlx::query_as::<_, (i64, i64, i64)>(sql).fetch_one(conn).await

@@ -6,7 +6,8 @@
 //! message can quote a row, so each failure is reduced to what it means.
 
 mod checkpoint;
-mod group;
+mod job;
+mod sqlite;
 
 pub use checkpoint::{CheckpointStats, Checkpoints};
 
@@ -155,8 +156,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     location: String,
-    /// Group commit of concurrent writers (SQLite only: it has one writer at a time anyway).
-    group: Option<std::sync::Arc<group::Group>>,
+    /// SQLite's hot path: loads and group commits on threads of their own (see `sqlite`).
+    sqlite: Option<std::sync::Arc<sqlite::Sqlite>>,
     /// WAL checkpoints in the background, out of the commit path (SQLite only).
     checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
 }
@@ -195,27 +196,40 @@ impl Store {
             // One writer at a time is what SQLite allows; a small pool still overlaps reads.
             // The WAL is checkpointed in the background (see `checkpoint`); the automatic
             // checkpoint in the commit path is only a backstop far above what it allows.
-            Backend::Sqlite => opts.max_connections(4).min_connections(1).after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite_pragmas())).execute(conn).await?;
-                    Ok(())
+            // A file cannot go stale between two uses, so no ping before each
+            // acquire: that was one more round trip to the connection's thread for
+            // every load and every commit.
+            Backend::Sqlite => {
+                opts.max_connections(4).min_connections(1).test_before_acquire(false).after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite_pragmas())).execute(conn).await?;
+                        Ok(())
+                    })
                 })
-            }),
+            }
             Backend::Postgres => opts.max_connections(8),
         };
         let pool = opts.connect(&url).await.map_err(|e| match StoreError::from_sqlx(e) {
             StoreError::Unavailable(r) => open_err(r),
             other => open_err(other.to_string()),
         })?;
-        let group = (backend == Backend::Sqlite).then(|| std::sync::Arc::new(group::Group::default()));
-        let mut store = Store { pool, backend, location: place.clone(), group, checkpointer: None };
+        let mut store = Store { pool, backend, location: place.clone(), sqlite: None, checkpointer: None };
         store.migrate().await?;
-        if let (Location::Sqlite(path), Some(group)) = (location, &store.group) {
-            let started = checkpoint::Checkpointer::start(path, group.clone(), checkpoints).await;
+        if let Location::Sqlite(path) = location {
+            let opened = sqlite::Sqlite::open(path).map_err(|e| open_err(e.to_string()));
+            let lanes = match opened {
+                Ok(l) => std::sync::Arc::new(l),
+                Err(e) => {
+                    store.pool.close().await;
+                    return Err(e);
+                }
+            };
+            store.sqlite = Some(lanes.clone());
+            let started = checkpoint::Checkpointer::start(path, lanes, checkpoints).await;
             match started {
                 Ok(c) => store.checkpointer = Some(std::sync::Arc::new(c)),
                 Err(e) => {
-                    store.pool.close().await;
+                    store.close().await;
                     return Err(open_err(StoreError::from_sqlx(e).to_string()));
                 }
             }
@@ -248,6 +262,9 @@ impl Store {
             Some(c) => c.stop().await,
             None => None,
         };
+        if let Some(lanes) = &self.sqlite {
+            lanes.close().await;
+        }
         self.pool.close().await;
         if let (Some(c), Some(conn)) = (&self.checkpointer, last) {
             c.truncate(conn).await;
@@ -257,8 +274,12 @@ impl Store {
     /// The live session of the first pseudonym that has one (newest pepper first).
     /// An expired session is deleted and reported as none.
     pub async fn load(&self, who: &[Pseudonym], now: i64) -> Result<Option<(Pseudonym, Session)>, StoreError> {
+        if let Some(lanes) = &self.sqlite {
+            let found = lanes.load(who.iter().map(|p| p.key()).collect(), now).await?;
+            return Ok(found.and_then(|(i, s)| Some((who.get(i)?.clone(), s))));
+        }
         for p in who {
-            let row = sqlx::query("SELECT state, expires_at FROM sessions WHERE pseudonym = $1")
+            let row = sqlx::query(job::sql::LOAD)
                 .bind(p.key())
                 .fetch_optional(&self.pool)
                 .await
@@ -266,7 +287,7 @@ impl Store {
             let Some(row) = row else { continue };
             let expires_at: i64 = row.try_get("expires_at").map_err(StoreError::from_sqlx)?;
             if expires_at <= now {
-                sqlx::query("DELETE FROM sessions WHERE pseudonym = $1 AND expires_at <= $2")
+                sqlx::query(job::sql::EXPIRED)
                     .bind(p.key())
                     .bind(now)
                     .execute(&self.pool)
@@ -283,16 +304,16 @@ impl Store {
 
     /// Write a handled message's effects atomically: de-duplication, session, counters.
     ///
-    /// On SQLite, concurrent commits are grouped into one transaction (see `group`):
+    /// On SQLite, concurrent commits are grouped into one transaction (see `sqlite`):
     /// each message is still applied entirely or not at all, and its caller returns
     /// only after the transaction holding it has committed.
     pub async fn commit(&self, c: &Commit<'_>) -> Result<Committed, StoreError> {
-        let job = group::Job::from_commit(c)?;
-        match &self.group {
-            Some(g) => g.commit(&self.pool, job).await,
+        let job = job::Job::from_commit(c)?;
+        match &self.sqlite {
+            Some(lanes) => lanes.commit(job).await,
             None => {
                 let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-                let done = group::apply(&mut tx, &job).await?;
+                let done = job::apply(&mut tx, &job).await?;
                 match done {
                     Committed::Applied => tx.commit().await.map_err(StoreError::from_sqlx)?,
                     Committed::Duplicate => tx.rollback().await.map_err(StoreError::from_sqlx)?,
@@ -413,19 +434,16 @@ pub(crate) async fn add_count(
     k: &CounterKey,
     n: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO usage_counts (day, flow, event, language, detail, count) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (day, flow, event, language, detail) DO UPDATE SET count = usage_counts.count + excluded.count",
-    )
-    .bind(&k.day)
-    .bind(&k.flow)
-    .bind(&k.event)
-    .bind(&k.language)
-    .bind(&k.detail)
-    .bind(n)
-    .execute(&mut **tx)
-    .await
-    .map_err(StoreError::from_sqlx)?;
+    sqlx::query(job::sql::COUNT)
+        .bind(&k.day)
+        .bind(&k.flow)
+        .bind(&k.event)
+        .bind(&k.language)
+        .bind(&k.detail)
+        .bind(n)
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
     Ok(())
 }
 
