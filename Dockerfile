@@ -13,9 +13,9 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked \
- && install -D target/release/peerline /out/peerline \
- && ./target/release/peerline check flows
+RUN cargo build --profile deploy --locked \
+ && install -D target/deploy/peerline /out/peerline \
+ && ./target/deploy/peerline check flows
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -199,6 +199,7 @@ fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend
             "unanswered": t.unanswered, "loadavg": loadavg(), "cpu_seconds": cpu_s, "messages_per_cpu_second": per_cpu_s,
             "wal_checkpoints": checkpoints.map(|c| serde_json::json!({
                 "background": c.background, "restarts": c.restarts, "failed": c.failed,
+                "restart_ms": c.restart_micros as f64 / 1000.0,
             })),
             "warm_up": r.warm_up.map(|(n, d)| serde_json::json!({"messages": n, "seconds": d.as_secs_f64()})),
         });
@@ -235,7 +236,13 @@ fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend
         t.replied, t.duplicates, t.store_failed, t.told_try_again, t.crisis_answered, t.crisis_sent, t.unanswered
     );
     if let Some(c) = checkpoints {
-        println!("WAL checkpoints: {} in the background, {} restarts, {} failed", c.background, c.restarts, c.failed);
+        println!(
+            "WAL checkpoints: {} in the background, {} restarts (commits held {:.1} ms in all), {} failed",
+            c.background,
+            c.restarts,
+            c.restart_micros as f64 / 1000.0,
+            c.failed
+        );
     }
     println!("load average at the end: {}", loadavg());
 }

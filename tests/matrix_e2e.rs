@@ -210,6 +210,14 @@ impl Peerline {
         p
     }
 
+    /// The running bot's resident memory, from /proc: "VmRSS … (RssAnon …, RssFile …)".
+    fn memory(&self) -> Option<String> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string());
+        Some(format!("VmRSS {} (RssAnon {}, RssFile {})", field("VmRSS:")?, field("RssAnon:")?, field("RssFile:")?))
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.join("peerline.log")
     }
@@ -217,7 +225,9 @@ impl Peerline {
     fn start(&mut self) {
         let before = std::fs::read_to_string(self.log_path()).map(|l| l.len()).unwrap_or(0);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_peerline"))
+        // PEERLINE_TEST_BIN runs another build (release, deploy) through the same test, for figures.
+        let bin = std::env::var("PEERLINE_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_peerline").into());
+        let child = Command::new(bin)
             .args(["run", "--matrix", "--flows"])
             .arg(common::root().join("flows"))
             // With a Discord token in the environment, Discord runs beside Matrix.
@@ -824,6 +834,10 @@ fn handoff_across_platforms_worker_on_discord_supporter_on_matrix() {
     to_supporter.push_str(&bodies(&read(&mut w, "s1", &s1_dm, &bot, 0, 1)));
     for needle in [user.to_string(), dm.to_string(), "worker777".to_string()] {
         assert!(!to_supporter.contains(&needle), "{needle} reached the Matrix supporter");
+    }
+    // A figure for BENCHMARKS.md (run with PEERLINE_TEST_BIN and --nocapture), not an assertion.
+    if let Some(m) = p.memory() {
+        eprintln!("peerline with Matrix and Discord connected, after a handoff: {m}");
     }
     p.stop();
     for (name, bytes) in p.own_bytes() {

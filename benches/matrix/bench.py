@@ -61,11 +61,45 @@ def cpu_seconds(pid):
 
 
 def rss_mib(pid):
+    """VmRSS, and the part of it that is private memory (RssAnon) and the binary's
+    own file-backed pages (RssFile), in MiB."""
+    fields = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "RssAnon", "RssFile"):
+                fields[name] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("RssAnon", 0.0), fields.get("RssFile", 0.0)
+
+
+def clear_refs(pid):
+    """Start a working-set measurement: clear the referenced bits of every page."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("1")
+        return True
+    except OSError:
+        return False
+
+
+def working_set_mib(pid, binary):
+    """Pages referenced since clear_refs, in MiB: of the bot's own executable (the code
+    it actually ran) and of everything else. RSS counts every page the kernel mapped,
+    and it maps a binary's code in large pieces around each page that is used."""
+    own = other = 0
+    path = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 5:
+                path = head[5] if len(head) > 5 else ""
+            elif line.startswith("Referenced:"):
+                kib = int(line.split()[1])
+                if path and os.path.realpath(path) == os.path.realpath(binary):
+                    own += kib
+                else:
+                    other += kib
+    return own / 1024, other / 1024
 
 
 def pct(xs, p):
@@ -117,6 +151,7 @@ async def run(kind, encrypted, n, binary):
     room = (await worker.cmd_dm({"as": "w", "bot": bot, "encrypted": encrypted, "timeout": 60}))["room"]
     await asyncio.sleep(1)
     lat = []
+    measuring_refs = kind == "peerline" and clear_refs(proc.pid)
     cpu0 = cpu_seconds(proc.pid)
     for i in range(n):
         text = WALK[i % len(WALK)] if kind == "peerline" else f"echo {i}"
@@ -129,28 +164,36 @@ async def run(kind, encrypted, n, binary):
         lat.append((w.bot_messages(room, bot)[before]["t"] - sent["t"]) * 1000)
         await asyncio.sleep(0.15)  # let multi-message replies finish before the next message
     cpu = cpu_seconds(proc.pid) - cpu0
-    rss = rss_mib(proc.pid)
+    rss, anon, file = rss_mib(proc.pid)
+    refs = working_set_mib(proc.pid, binary) if measuring_refs else None
     proc.terminate()
     proc.wait(timeout=30)
     w.task.cancel()
     await w.client.close()
     shutil.rmtree(tmp, ignore_errors=True)
     room_kind = "encrypted" if encrypted else "unencrypted"
-    print(f"{kind:9} {room_kind:11} n={len(lat):3}  p50 {pct(lat, 50):6.1f} ms  p90 {pct(lat, 90):6.1f} ms  "
-          f"p99 {pct(lat, 99):6.1f} ms  cpu {cpu / max(1, len(lat)) * 1000:5.2f} ms/msg  rss {rss:5.1f} MiB", flush=True)
+    label = f"{kind} ({os.path.basename(os.path.dirname(binary))})" if kind == "peerline" else kind
+    print(f"{label:18} {room_kind:11} n={len(lat):3}  p50 {pct(lat, 50):6.1f} ms  p90 {pct(lat, 90):6.1f} ms  "
+          f"p99 {pct(lat, 99):6.1f} ms  cpu {cpu / max(1, len(lat)) * 1000:5.2f} ms/msg  "
+          f"rss {rss:5.1f} MiB (anon {anon:4.1f} + file {file:4.1f})"
+          + (f"  touched while measured: code {refs[0]:4.1f} MiB, rest {refs[1]:4.1f} MiB" if refs else ""),
+          flush=True)
 
 
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "peerline"))
+    # Repeat --bin to compare builds (e.g. target/release and target/deploy) in one run.
+    ap.add_argument("--bin", action="append")
     ap.add_argument("--only", choices=["peerline", "nio"])
     args = ap.parse_args()
+    bins = args.bin or [os.path.join(ROOT, "target", "release", "peerline")]
     for kind in ["peerline", "nio"]:
         if args.only and kind != args.only:
             continue
         for encrypted in [True, False]:
-            await run(kind, encrypted, args.n, args.bin)
+            for binary in bins if kind == "peerline" else bins[:1]:
+                await run(kind, encrypted, args.n, binary)
 
 
 asyncio.run(main())

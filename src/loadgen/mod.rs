@@ -414,8 +414,10 @@ impl Generator {
                     }
                     let (g, f) = (g.clone(), f.clone());
                     let w = k % workers.max(1);
+                    // Handed over now: waiting for a busy runtime counts, the pacer's
+                    // own oversleep does not.
+                    let sent = Instant::now();
                     let task = runtime.spawn(async move {
-                        let sent = Instant::now();
                         g.one(w, now).await?;
                         let (from_due, from_sent) = (due.elapsed(), sent.elapsed());
                         let mut f = f.lock().unwrap_or_else(|p| p.into_inner());

@@ -62,8 +62,11 @@ impl Default for Checkpoints {
 pub struct CheckpointStats {
     /// Background PASSIVE checkpoints run.
     pub background: u64,
-    /// RESTART checkpoints under the write lock (the WAL had passed its limit).
+    /// RESTART checkpoints on the writer's thread (the WAL had passed its limit).
     pub restarts: u64,
+    /// From asking the writer for each to its end, summed, in microseconds: commits
+    /// queued meanwhile waited up to that long.
+    pub restart_micros: u64,
     /// Checkpoints that failed (busy or an error); the next round tries again.
     pub failed: u64,
 }
@@ -72,6 +75,7 @@ pub struct CheckpointStats {
 struct Counters {
     background: AtomicU64,
     restarts: AtomicU64,
+    restart_micros: AtomicU64,
     failed: AtomicU64,
 }
 
@@ -106,6 +110,7 @@ impl Checkpointer {
         CheckpointStats {
             background: self.counters.background.load(Ordering::Relaxed),
             restarts: self.counters.restarts.load(Ordering::Relaxed),
+            restart_micros: self.counters.restart_micros.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
         }
     }
@@ -168,7 +173,10 @@ async fn run(
         }
         // On the writer's own thread: no commit of this process runs meanwhile, so
         // this one completes and the next commit starts the WAL from its beginning.
-        match writer.restart_checkpoint().await {
+        let started = std::time::Instant::now();
+        let restarted = writer.restart_checkpoint().await;
+        counters.restart_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        match restarted {
             Ok((0, _, _)) => {
                 counters.restarts.fetch_add(1, Ordering::Relaxed);
             }

@@ -193,20 +193,17 @@ impl Store {
         };
         let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(3));
         opts = match backend {
-            // One writer at a time is what SQLite allows; a small pool still overlaps reads.
-            // The WAL is checkpointed in the background (see `checkpoint`); the automatic
+            // Loads and commits have connections of their own (see `sqlite`); the pool
+            // serves the rest (migrations, reports, expiry, forgetting), so two are
+            // plenty, and each connection's page cache is memory the bot holds. The WAL
+            // is checkpointed in the background (see `checkpoint`); the automatic
             // checkpoint in the commit path is only a backstop far above what it allows.
-            // A file cannot go stale between two uses, so no ping before each
-            // acquire: that was one more round trip to the connection's thread for
-            // every load and every commit.
-            Backend::Sqlite => {
-                opts.max_connections(4).min_connections(1).test_before_acquire(false).after_connect(|conn, _| {
-                    Box::pin(async move {
-                        sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite_pragmas())).execute(conn).await?;
-                        Ok(())
-                    })
+            Backend::Sqlite => opts.max_connections(2).min_connections(1).after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite_pragmas())).execute(conn).await?;
+                    Ok(())
                 })
-            }
+            }),
             Backend::Postgres => opts.max_connections(8),
         };
         let pool = opts.connect(&url).await.map_err(|e| match StoreError::from_sqlx(e) {
