@@ -174,8 +174,9 @@ struct Around {
 
 fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend, r: &Report, around: &Around) {
     let Around { cpu, live, bytes, checkpoints } = *around;
-    let us = |q: f64| r.latency.quantile(q) as f64 / 1000.0;
-    let handling_us = |q: f64| r.handling.as_ref().map(|h| h.quantile(q) as f64 / 1000.0);
+    let quantile_us = |h: &peerline::loadgen::Histogram, q: f64| h.quantile(q) as f64 / 1000.0;
+    let us = |q: f64| quantile_us(&r.latency, q);
+    let handling_us = |q: f64| r.handling.as_ref().map(|h| quantile_us(h, q));
     let (rss, hwm) = peerline::loadgen::rss_kib().unwrap_or((0, 0));
     let per_session = if live > 0 { bytes / live } else { 0 };
     let mode = match plan.mode {
@@ -222,9 +223,9 @@ fn print_report(args: &BenchArgs, plan: &Plan, backend: peerline::store::Backend
     if let Some(h) = &r.handling {
         println!(
             "  of which handling (from when the generator sent it): p50 {:.0} µs, p99 {:.0} µs, p999 {:.0} µs, max {:.0} µs",
-            h.quantile(0.5) as f64 / 1000.0,
-            h.quantile(0.99) as f64 / 1000.0,
-            h.quantile(0.999) as f64 / 1000.0,
+            quantile_us(h, 0.5),
+            quantile_us(h, 0.99),
+            quantile_us(h, 0.999),
             h.max() as f64 / 1000.0
         );
     }
