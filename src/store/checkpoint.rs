@@ -57,6 +57,22 @@ impl Default for Checkpoints {
     }
 }
 
+impl Checkpoints {
+    /// `PRAGMA journal_size_limit`: a `-wal` file larger than this is cut back when
+    /// the WAL starts again from its beginning. Twice what the WAL holds at work
+    /// (its limit plus what arrives between two background runs), so only a WAL
+    /// that grew abnormally (checkpoints blocked by a long reader) is cut.
+    ///
+    /// Not lower: a file cut at every restart is regrown at once, and on a disk
+    /// with online discard the cut waits for the device inside a commit. Once
+    /// the file keeps its size, commits overwrite blocks already written.
+    pub(crate) fn wal_file_limit_bytes(&self) -> i64 {
+        // A WAL frame is a 24-byte header and a 4 KiB page.
+        const FRAME: i64 = 4096 + 24;
+        (2 * i64::from(self.wal_limit_pages) * FRAME).max(64 << 20)
+    }
+}
+
 /// What the checkpoints have done so far, for figures and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CheckpointStats {

@@ -198,9 +198,10 @@ impl Store {
             // plenty, and each connection's page cache is memory the bot holds. The WAL
             // is checkpointed in the background (see `checkpoint`); the automatic
             // checkpoint in the commit path is only a backstop far above what it allows.
-            Backend::Sqlite => opts.max_connections(2).min_connections(1).after_connect(|conn, _| {
+            Backend::Sqlite => opts.max_connections(2).min_connections(1).after_connect(move |conn, _| {
                 Box::pin(async move {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite_pragmas())).execute(conn).await?;
+                    let pragmas = sqlite_pragmas(&checkpoints);
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas)).execute(conn).await?;
                     Ok(())
                 })
             }),
@@ -213,7 +214,7 @@ impl Store {
         let mut store = Store { pool, backend, location: place.clone(), sqlite: None, checkpointer: None };
         store.migrate().await?;
         if let Location::Sqlite(path) = location {
-            let opened = sqlite::Sqlite::open(path).map_err(|e| open_err(e.to_string()));
+            let opened = sqlite::Sqlite::open(path, &checkpoints).map_err(|e| open_err(e.to_string()));
             let lanes = match opened {
                 Ok(l) => std::sync::Arc::new(l),
                 Err(e) => {
@@ -444,17 +445,17 @@ pub(crate) async fn add_count(
     Ok(())
 }
 
-/// Every SQLite connection of the pool. `synchronous = NORMAL` in WAL mode: a
+/// Every SQLite connection of this store. `synchronous = NORMAL` in WAL mode: a
 /// commit survives the process being killed, a power cut can lose the last ones.
 /// The automatic checkpoint is only a backstop (the background task does it);
-/// `journal_size_limit` trims a `-wal` file that grew past 64 MiB whenever the WAL
-/// starts again from its beginning.
-fn sqlite_pragmas() -> String {
+/// `journal_size_limit` trims a `-wal` file that grew far past its working size
+/// (see `Checkpoints::wal_file_limit_bytes`).
+fn sqlite_pragmas(checkpoints: &Checkpoints) -> String {
     format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000; \
          PRAGMA secure_delete = ON; PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
         checkpoint::BACKSTOP_PAGES,
-        64 << 20
+        checkpoints.wal_file_limit_bytes()
     )
 }
 

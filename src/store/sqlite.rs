@@ -29,7 +29,7 @@
 //! forgetting, expiry.
 
 use super::job::{Job, sql};
-use super::{Committed, CounterKey, StoreError};
+use super::{Checkpoints, Committed, CounterKey, StoreError};
 use crate::engine::Session;
 use crate::sync::lock;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -75,10 +75,10 @@ pub(crate) struct Sqlite {
 
 impl Sqlite {
     /// Open both connections (the file must exist and be migrated) and start their threads.
-    pub(crate) fn open(path: &Path) -> Result<Sqlite, StoreError> {
+    pub(crate) fn open(path: &Path, checkpoints: &Checkpoints) -> Result<Sqlite, StoreError> {
         Ok(Sqlite {
-            reader: Lane::start("peerline-db-read", connect(path)?)?,
-            writer: Lane::start("peerline-db-write", connect(path)?)?,
+            reader: Lane::start("peerline-db-read", connect(path, checkpoints)?)?,
+            writer: Lane::start("peerline-db-write", connect(path, checkpoints)?)?,
         })
     }
 
@@ -103,10 +103,10 @@ impl Sqlite {
     }
 }
 
-fn connect(path: &Path) -> Result<Connection, StoreError> {
+fn connect(path: &Path, checkpoints: &Checkpoints) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(from_rusqlite)?;
-    conn.execute_batch(&super::sqlite_pragmas()).map_err(from_rusqlite)?;
+    conn.execute_batch(&super::sqlite_pragmas(checkpoints)).map_err(from_rusqlite)?;
     conn.busy_timeout(BUSY).map_err(from_rusqlite)?;
     Ok(conn)
 }
