@@ -381,20 +381,37 @@ async fn deliver(shared: Arc<Shared>, http: Arc<Http>, mut rx: tokio::sync::mpsc
                 Some(code) => render_request(r, code),
                 None => render(r),
             };
-            let last = rendered.messages.len().saturating_sub(1);
-            for (i, text) in rendered.messages.iter().enumerate() {
-                let mut m = CreateMessage::new().content(text);
-                if i == last && !rendered.rows.is_empty() {
-                    m = m.components(rendered.action_rows());
-                }
-                match with_retry("send handoff message", || channel.send_message(&http, m.clone())).await {
-                    Some(sent) if !supporters_channel => shared.channel(channel).lock().await.remember(sent.id),
+            for (sent, _) in send_rendered(&http, channel, &rendered, "send handoff message").await {
+                match sent {
+                    Some(id) if !supporters_channel => shared.channel(channel).lock().await.remember(id),
                     Some(_) => {}
                     None => tracing::error!("discord: a handoff message could not be sent"),
                 }
             }
         }
     }
+}
+
+/// Send one rendered reply as its messages, in order, the buttons on the last. For
+/// each message: its id if it was sent, and whether it carries the buttons.
+async fn send_rendered(
+    http: &Http,
+    channel: ChannelId,
+    rendered: &Rendered,
+    what: &'static str,
+) -> Vec<(Option<MessageId>, bool)> {
+    let last = rendered.messages.len().saturating_sub(1);
+    let mut sent = Vec::with_capacity(rendered.messages.len());
+    for (i, text) in rendered.messages.iter().enumerate() {
+        let mut m = CreateMessage::new().content(text);
+        let with_buttons = i == last && !rendered.rows.is_empty();
+        if with_buttons {
+            m = m.components(rendered.action_rows());
+        }
+        let id = with_retry(what, || channel.send_message(http, m.clone())).await.map(|m| m.id);
+        sent.push((id, with_buttons));
+    }
+    sent
 }
 
 /// A supporter claims a request (typed or by button): the relay runs through the
@@ -650,20 +667,13 @@ impl Sink for DmSink<'_> {
             self.mem.buttons = Buttons::None;
         }
         for r in replies {
-            let rendered = render(r);
-            let last = rendered.messages.len().saturating_sub(1);
-            for (i, text) in rendered.messages.iter().enumerate() {
-                let mut m = CreateMessage::new().content(text);
-                let with_buttons = i == last && !rendered.rows.is_empty();
-                if with_buttons {
-                    m = m.components(rendered.action_rows());
-                }
-                match with_retry("send", || self.channel.send_message(self.http, m.clone())).await {
-                    Some(sent) => {
+            for (sent, with_buttons) in send_rendered(self.http, self.channel, &render(r), "send").await {
+                match sent {
+                    Some(id) => {
                         self.delivery.sent += 1;
-                        self.mem.remember(sent.id);
+                        self.mem.remember(id);
                         if with_buttons {
-                            self.mem.buttons = Buttons::On(sent.id);
+                            self.mem.buttons = Buttons::On(id);
                         }
                     }
                     None => {
