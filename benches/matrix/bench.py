@@ -13,6 +13,7 @@ time per message (utime+stime from /proc) and its RSS at the end.
 import argparse
 import asyncio
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -114,7 +115,7 @@ async def register(name):
     return a
 
 
-async def start_bot(kind, name, tmp, binary):
+async def start_bot(kind, name, tmp, binary, wrap):
     if kind == "peerline":
         env = dict(os.environ, PEERLINE_MATRIX_HOMESERVER=HS, PEERLINE_MATRIX_USER=name, PEERLINE_MATRIX_PASSWORD=PW,
                    PEERLINE_MATRIX_STORE=os.path.join(tmp, "matrix"), PEERLINE_MATRIX_STORE_PASSPHRASE="bench",
@@ -124,10 +125,10 @@ async def start_bot(kind, name, tmp, binary):
                    # One worker sends 200 messages back to back, faster than the
                    # per-worker rate limit allows a person to: the limit is off here.
                    PEERLINE_LIMITS_ENABLED="false")
-        p = subprocess.Popen([binary, "run", "--matrix", "--flows", os.path.join(ROOT, "flows"),
+        p = subprocess.Popen(wrap + [binary, "run", "--matrix", "--flows", os.path.join(ROOT, "flows"),
                               "--db", os.path.join(tmp, "peerline.db")], env=env,
                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "log"), "w"))
-        await asyncio.sleep(3)
+        await asyncio.sleep(3 if not wrap else 20)
     else:
         p = subprocess.Popen([sys.executable, "-c", ECHO_BOT, HS, f"@{name}:localhost", PW, tmp],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -135,7 +136,7 @@ async def start_bot(kind, name, tmp, binary):
     return p
 
 
-async def run(kind, encrypted, n, binary):
+async def run(kind, encrypted, n, binary, wrap):
     tag = f"{kind[:4]}{'e' if encrypted else 'u'}{int(time.time()) % 100000}"
     bot_name = f"bbot{tag}"
     # Register the bot's account, then drop that device.
@@ -143,7 +144,7 @@ async def run(kind, encrypted, n, binary):
     await b.client.logout()
     await b.client.close()
     tmp = tempfile.mkdtemp(prefix="peerline-bench-")
-    proc = await start_bot(kind, bot_name, tmp, binary)
+    proc = await start_bot(kind, bot_name, tmp, binary, wrap)
     w = await register(f"bw{tag}")
     worker.accounts["w"] = w
     await w.start()
@@ -167,7 +168,7 @@ async def run(kind, encrypted, n, binary):
     rss, anon, file = rss_mib(proc.pid)
     refs = working_set_mib(proc.pid, binary) if measuring_refs else None
     proc.terminate()
-    proc.wait(timeout=30)
+    proc.wait(timeout=30 if not wrap else 300)
     w.task.cancel()
     await w.client.close()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -186,14 +187,19 @@ async def main():
     # Repeat --bin to compare builds (e.g. target/release and target/deploy) in one run.
     ap.add_argument("--bin", action="append")
     ap.add_argument("--only", choices=["peerline", "nio"])
+    # Run peerline under another program, e.g. to record which code it runs for
+    # deploy/order-symbols.py: --wrap "valgrind --tool=callgrind --demangle=no"
+    # (slow: the figures of such a run mean nothing).
+    ap.add_argument("--wrap", default="")
     args = ap.parse_args()
+    wrap = shlex.split(args.wrap)
     bins = args.bin or [os.path.join(ROOT, "target", "release", "peerline")]
     for kind in ["peerline", "nio"]:
         if args.only and kind != args.only:
             continue
         for encrypted in [True, False]:
             for binary in bins if kind == "peerline" else bins[:1]:
-                await run(kind, encrypted, args.n, binary)
+                await run(kind, encrypted, args.n, binary, wrap)
 
 
 asyncio.run(main())
