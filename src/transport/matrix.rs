@@ -30,10 +30,10 @@ use matrix_sdk::ruma::events::room::message::{MessageType, RoomMessageEventConte
 use matrix_sdk::ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent, SyncMessageLikeEvent};
 use matrix_sdk::ruma::serde::Raw;
 use matrix_sdk::ruma::{MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, UInt, UserId};
-use matrix_sdk::{Client, Room, RoomState, SessionMeta, SessionTokens};
+use matrix_sdk::{Client, Room, RoomState, SessionMeta, SessionTokens, SqliteStoreConfig};
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -234,7 +234,14 @@ async fn connect(cfg: &MatrixConfig) -> Result<(Client, bool)> {
     }
     let client = Client::builder()
         .homeserver_url(&cfg.homeserver)
-        .sqlite_store(cfg.store.join("sdk"), Some(&cfg.store_passphrase))
+        // The SDK's defaults are sized for a client with many rooms: up to four
+        // connections per core to each of its SQLite stores, 2 MB of page cache on
+        // every one. A bot's stores are small and its syncs one at a time: one
+        // connection per core and 500 KB (the SDK's own low-memory preset).
+        .sqlite_store_with_config_and_cache_path(
+            SqliteStoreConfig::with_low_memory_config(cfg.store.join("sdk")).passphrase(Some(&cfg.store_passphrase)),
+            None::<&Path>,
+        )
         .with_encryption_settings(EncryptionSettings {
             auto_enable_cross_signing: false,
             backup_download_strategy: Default::default(),
