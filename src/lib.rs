@@ -16,6 +16,7 @@ pub mod lang; // language tags
 pub mod limit; // per-pseudonym rate limiting: token buckets in memory, bounded
 pub mod loadgen; // `peerline bench`: simulated workers through the bot, latency and throughput
 pub mod logging; // structured logs on stderr through a redacting writer (second line of defence)
+pub mod memory; // freed heap handed back to the system (glibc keeps it otherwise)
 pub mod privacy; // pseudonyms, the pepper and its rotation, the panic hook
 pub mod reload; // hot reload of the flows: SIGHUP or a change on disk; broken files refused
 pub mod report; // anonymous usage reports: periods, small-cell suppression, discrete noise

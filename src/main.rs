@@ -582,6 +582,15 @@ fn run_bot(args: RunArgs) -> Result<ExitCode> {
             }
         });
 
+        // Start-up's and each sync's freed memory back to the system (peerline::memory).
+        let release = tokio::spawn(async {
+            let mut every = tokio::time::interval(peerline::memory::RELEASE_EVERY);
+            loop {
+                every.tick().await;
+                peerline::memory::release_freed();
+            }
+        });
+
         // SIGINT/SIGTERM flip `stop`; each transport gets a future that resolves on it.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = move || {
@@ -674,6 +683,7 @@ fn run_bot(args: RunArgs) -> Result<ExitCode> {
         signals.abort();
         reloader.abort();
         expiry.abort();
+        release.abort();
         bot.store().close().await;
         match failure {
             Some(e) => Err(e),

@@ -136,7 +136,7 @@ async def start_bot(kind, name, tmp, binary, wrap):
     return p
 
 
-async def run(kind, encrypted, n, binary, wrap):
+async def run(kind, encrypted, n, binary, wrap, smaps):
     tag = f"{kind[:4]}{'e' if encrypted else 'u'}{int(time.time()) % 100000}"
     bot_name = f"bbot{tag}"
     # Register the bot's account, then drop that device.
@@ -167,6 +167,10 @@ async def run(kind, encrypted, n, binary, wrap):
     cpu = cpu_seconds(proc.pid) - cpu0
     rss, anon, file = rss_mib(proc.pid)
     refs = working_set_mib(proc.pid, binary) if measuring_refs else None
+    if smaps and kind == "peerline":
+        # Where the memory is, mapping by mapping, for a profile of a missed target.
+        with open(f"/proc/{proc.pid}/smaps") as src, open(f"{smaps}.{tag}", "w") as dst:
+            dst.write(src.read())
     proc.terminate()
     proc.wait(timeout=30 if not wrap else 300)
     w.task.cancel()
@@ -191,6 +195,8 @@ async def main():
     # deploy/order-symbols.py: --wrap "valgrind --tool=callgrind --demangle=no"
     # (slow: the figures of such a run mean nothing).
     ap.add_argument("--wrap", default="")
+    # Save peerline's /proc/PID/smaps at the end of each run, as SMAPS.<run tag>.
+    ap.add_argument("--smaps")
     args = ap.parse_args()
     wrap = shlex.split(args.wrap)
     bins = args.bin or [os.path.join(ROOT, "target", "release", "peerline")]
@@ -199,7 +205,7 @@ async def main():
             continue
         for encrypted in [True, False]:
             for binary in bins if kind == "peerline" else bins[:1]:
-                await run(kind, encrypted, args.n, binary, wrap)
+                await run(kind, encrypted, args.n, binary, wrap, args.smaps)
 
 
 asyncio.run(main())

@@ -455,6 +455,8 @@ pub async fn run(
                     for room in client.invited_rooms() {
                         tasks.spawn(join(room));
                     }
+                    // The first sync is the largest response the bot parses.
+                    crate::memory::release_freed();
                     if !resumed {
                         tracing::info!("matrix: connected; history before now is skipped");
                         continue;
