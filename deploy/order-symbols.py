@@ -16,8 +16,10 @@ it ends up mapped. The linker (lld, rustc's default on x86_64 Linux) places the
 functions named in this file first, in this order, so the code a bot runs sits
 together. build.rs hands the file to the linker for the deploy profile only.
 
-A name the linker does not find is skipped (a dependency changed, a function was
-inlined away): a stale file costs locality, never correctness. The header records the
+A name the linker does not find is skipped (a dependency changed, a change to
+peerline renamed a generic instance, a function was inlined away): a stale file costs
+locality, never correctness, but each missing function pulls a large piece of cold code
+into memory, so remake the file before building a release. The header records the
 Cargo.lock it was made from; build.rs warns when that changes.
 """
 
